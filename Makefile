@@ -1,0 +1,56 @@
+# Viaduct's commands. `make help` lists them. The two that matter: `make demo` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+# Packages whose tests talk to AWS; CI runs them a second time against fauxqs.
+AWS_PACKAGES := ./pkg/awstest/... ./engines/e1/... ./cmd/viaduct/...
+
+.PHONY: help
+help: ## List the targets.
+	@grep -E '^[a-zA-Z0-9_/-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: db
+db: ## Make sure PostgreSQL answers on 127.0.0.1:5432 (start it, or install it when absent).
+	@bash .ci/postgres.sh
+
+.PHONY: deps
+deps: ## Download the pinned Go modules.
+	$(GO) mod download
+
+.PHONY: demo
+demo: db deps ## Run Engine 1 end to end on local stand-ins for S3 and SQS, then print the status table.
+	$(GO) run ./cmd/viaduct demo
+
+.PHONY: test
+test: db deps ## Run the whole test suite: vet, all tests with in-process AWS stand-ins, then the AWS tests against fauxqs.
+	$(GO) vet ./...
+	$(GO) test -race -shuffle=on -timeout 20m ./...
+	$(MAKE) test/fauxqs
+
+.PHONY: test/fauxqs
+test/fauxqs: db ## Run the AWS integration tests against fauxqs (installed from npm, started and stopped here).
+	@trap 'bash .ci/fauxqs.sh stop' EXIT; \
+	  eval "$$(bash .ci/fauxqs.sh start)" && \
+	  $(GO) test -count=1 -timeout 15m $(AWS_PACKAGES)
+
+.PHONY: test/short
+test/short: db ## Run the tests once, without the race detector or the second AWS leg.
+	$(GO) test ./...
+
+.PHONY: fuzz
+fuzz: ## Fuzz everything that reads outside input, 30 seconds each.
+	$(GO) test -run '^$$' -fuzz FuzzParseLine -fuzztime 30s ./pkg/eclrs
+	$(GO) test -run '^$$' -fuzz FuzzDetectVersion -fuzztime 30s ./pkg/eclrs
+	$(GO) test -run '^$$' -fuzz FuzzParseNotification -fuzztime 30s ./engines/e1
+
+.PHONY: bench-e1
+bench-e1: db ## Benchmark Engine 1 on generated 500k- and 2M-row exports and print the figures.
+	$(GO) test -tags bench -run TestBenchE1 -v -count=1 -timeout 60m ./cmd/viaduct
+
+.PHONY: build
+build: ## Build bin/viaduct.
+	$(GO) build -o bin/viaduct ./cmd/viaduct
+
+.PHONY: lint
+lint: ## gofmt and go vet.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.uber.org/zap"
+
+	"github.com/viaduct-nys/viaduct/engines/e1"
+)
+
+// defaultDatabaseURL is the local PostgreSQL that `make demo` starts, with trust authentication.
+const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/viaduct?sslmode=disable"
+
+// config is everything the daemon and its subcommands are configured with. Each field's flag, environment variable
+// and default are declared in the add* functions below, which are also what --help prints.
+type config struct {
+	DatabaseURL string
+	LogLevel    string
+	LogFormat   string
+
+	HTTPAddr      string
+	ShutdownGrace time.Duration
+	UntilIdle     bool
+	Migrate       bool
+	Engines       [6]bool // Engines[n] enables engine n; index 0 is unused
+
+	SQSQueueURL       string
+	S3PathStyle       string // "auto", "true" or "false"
+	VisibilityTimeout time.Duration
+	SQSWaitTime       time.Duration
+	BatchRows         int
+}
+
+func addDatabase(s *optionSet, c *config) {
+	s.String(&c.DatabaseURL, "database-url", "DATABASE_URL", defaultDatabaseURL, "PostgreSQL connection URL.")
+}
+
+func addLogging(s *optionSet, c *config) {
+	s.String(&c.LogLevel, "log-level", "VIADUCT_LOG_LEVEL", "info", "Log level: debug, info, warn or error.")
+	s.String(&c.LogFormat, "log-format", "VIADUCT_LOG_FORMAT", "json", "Log format: json (one object per line) or console.")
+}
+
+func addAWS(s *optionSet, c *config) {
+	s.String(&c.S3PathStyle, "s3-path-style", "S3_USE_PATH_STYLE", "auto",
+		"Address S3 buckets by path (true) or virtual host (false); auto means path style when AWS_ENDPOINT_URL* is set.")
+}
+
+func addE1(s *optionSet, c *config) {
+	s.String(&c.SQSQueueURL, "sqs-queue-url", "VIADUCT_SQS_QUEUE_URL", "", "URL of the SQS queue S3 announces ECLRS exports on (required with --e1).")
+	s.Duration(&c.VisibilityTimeout, "sqs-visibility-timeout", "VIADUCT_SQS_VISIBILITY_TIMEOUT", 5*time.Minute,
+		"How long each extension keeps a message being imported hidden from other consumers.")
+	s.Duration(&c.SQSWaitTime, "sqs-wait-time", "VIADUCT_SQS_WAIT_TIME", 20*time.Second, "SQS long-poll wait per receive (0 to 20s).")
+	s.Int(&c.BatchRows, "batch-rows", "VIADUCT_E1_BATCH_ROWS", 10_000, "Rows de-duplicated and inserted per batch.")
+}
+
+func addRun(s *optionSet, c *config) {
+	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /healthz, /readyz and /metrics; empty disables.")
+	s.Duration(&c.ShutdownGrace, "shutdown-grace", "VIADUCT_SHUTDOWN_GRACE", 30*time.Second,
+		"After SIGINT/SIGTERM, how long engines may take to finish or roll back their work.")
+	s.Bool(&c.UntilIdle, "until-idle", "VIADUCT_UNTIL_IDLE", false, "Exit once every enabled engine has found no ready work.")
+	s.Bool(&c.Migrate, "migrate", "VIADUCT_MIGRATE", false, "Apply database migrations before starting.")
+	for n := 1; n <= 5; n++ {
+		s.Bool(&c.Engines[n], fmt.Sprintf("e%d", n), fmt.Sprintf("VIADUCT_E%d_ENABLED", n), false, engineHelp[n])
+	}
+}
+
+var engineHelp = [6]string{1: "Enable Engine 1, the ECLRS extractor (SQS → S3 → test_results).",
+	2: "Enable Engine 2, the ECLRS → CommCare transformer.", 3: "Enable Engine 3, the CommCare enqueuer.",
+	4: "Enable Engine 4, the CommCare case loader.", 5: "Enable Engine 5, the CommCare extractor."}
+
+// implementedEngines are the engines this build has. Enabling another fails at start instead of running a stub.
+var implementedEngines = [6]bool{1: true}
+
+// validateRun reports every problem with a `run` configuration at once.
+func (c *config) validateRun() error {
+	var errs []error
+	errs = append(errs, c.validateCommon())
+	any := false
+	for n := 1; n <= 5; n++ {
+		if !c.Engines[n] {
+			continue
+		}
+		any = true
+		if !implementedEngines[n] {
+			errs = append(errs, fmt.Errorf("--e%d: Engine %d is not part of this build yet; enable only engines it has (e1)", n, n))
+		}
+	}
+	if !any {
+		errs = append(errs, errors.New("no engine enabled: pass at least one of --e1 … --e5 (or VIADUCT_E1_ENABLED=true …)"))
+	}
+	if c.Engines[1] && c.SQSQueueURL == "" {
+		errs = append(errs, errors.New("--e1 needs --sqs-queue-url (VIADUCT_SQS_QUEUE_URL)"))
+	}
+	if c.ShutdownGrace <= 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-grace %s must be positive", c.ShutdownGrace))
+	}
+	if c.BatchRows <= 0 {
+		errs = append(errs, fmt.Errorf("--batch-rows %d must be positive", c.BatchRows))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *config) validateCommon() error {
+	var errs []error
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		errs = append(errs, errors.New("--database-url (DATABASE_URL) must be a postgres:// URL"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level %q: use debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "json", "console":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format %q: use json or console", c.LogFormat))
+	}
+	switch c.S3PathStyle {
+	case "auto", "true", "false":
+	default:
+		errs = append(errs, fmt.Errorf("--s3-path-style %q: use auto, true or false", c.S3PathStyle))
+	}
+	return errors.Join(errs...)
+}
+
+// logFields are the effective settings logged at start; nothing secret goes here (the database URL is redacted).
+func (c *config) logFields() []zap.Field {
+	enabled := []string{}
+	for n := 1; n <= 5; n++ {
+		if c.Engines[n] {
+			enabled = append(enabled, fmt.Sprintf("e%d", n))
+		}
+	}
+	return []zap.Field{
+		zap.Strings("engines", enabled), zap.String("database", redactURL(c.DatabaseURL)), zap.String("http_addr", c.HTTPAddr),
+		zap.Bool("until_idle", c.UntilIdle), zap.Duration("shutdown_grace", c.ShutdownGrace),
+		zap.String("sqs_queue_url", c.SQSQueueURL), zap.Duration("sqs_visibility_timeout", c.VisibilityTimeout),
+		zap.Duration("sqs_wait_time", c.SQSWaitTime), zap.Int("batch_rows", c.BatchRows), zap.String("s3_path_style", c.S3PathStyle),
+	}
+}
+
+func (c *config) e1Config() e1.Config {
+	return e1.Config{
+		QueueURL:          c.SQSQueueURL,
+		VisibilityTimeout: c.VisibilityTimeout,
+		WaitTime:          c.SQSWaitTime,
+		UntilIdle:         c.UntilIdle,
+		Importer:          e1.ImporterConfig{BatchRows: c.BatchRows},
+	}
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable)"
+	}
+	return u.Redacted()
+}
+
+// awsClients loads the AWS configuration the standard way (AWS_REGION, AWS_ACCESS_KEY_ID, AWS_PROFILE,
+// AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3 …) and builds the S3 client. Without any credentials configured but with
+// an endpoint override, as with a local emulator, it falls back to static test credentials.
+func awsClients(ctx context.Context, c *config, getenv func(string) string) (aws.Config, *s3.Client, error) {
+	opts := []func(*awsconfig.LoadOptions) error{}
+	if getenv("AWS_REGION") == "" && getenv("AWS_DEFAULT_REGION") == "" {
+		opts = append(opts, awsconfig.WithRegion("us-east-1"))
+	}
+	endpointSet := getenv("AWS_ENDPOINT_URL") != "" || getenv("AWS_ENDPOINT_URL_S3") != "" || getenv("AWS_ENDPOINT_URL_SQS") != ""
+	if endpointSet && getenv("AWS_ACCESS_KEY_ID") == "" && getenv("AWS_PROFILE") == "" {
+		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, nil, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	pathStyle := c.S3PathStyle == "true" || (c.S3PathStyle == "auto" && endpointSet)
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
+	return cfg, client, nil
+}

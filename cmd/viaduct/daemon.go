@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/viaduct-nys/viaduct/engines/e1"
+	"github.com/viaduct-nys/viaduct/migrations"
+)
+
+func runDaemon(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c config
+	s := newOptionSet("run", "[flags]", "Run the enabled engines until SIGINT/SIGTERM, or with --until-idle until none finds ready work.", getenv)
+	addDatabase(s, &c)
+	addLogging(s, &c)
+	addRun(s, &c)
+	addAWS(s, &c)
+	addE1(s, &c)
+	if err := s.parse(args, stdout); err != nil {
+		return usageError(err)
+	}
+	if err := c.validateRun(); err != nil {
+		return usageError(err)
+	}
+	logger := newLogger(&c, stderr)
+	defer logger.Sync() //nolint:errcheck
+	return daemon(ctx, &c, getenv, logger, nil)
+}
+
+// daemon runs the enabled engines as one group: the first engine to fail stops the others, and a signal (ctx)
+// stops them all, each finishing or rolling back what it has in flight within the grace period. ready, when not
+// nil, is closed once the engines have started (tests wait on it).
+func daemon(ctx context.Context, c *config, getenv func(string) string, logger *zap.Logger, ready chan<- string) error {
+	logger.Info("starting", c.logFields()...)
+	pool, err := openPool(ctx, c.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	if c.Migrate {
+		if err := migrate(ctx, pool, logger); err != nil {
+			return err
+		}
+	}
+	pending, err := migrations.Pending(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("the database schema is not current (%s): run `viaduct migrate` first, or pass --migrate",
+			strings.Join(pending, "; "))
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// Engines run on a context of their own: a signal cancels it below, after logging, and the grace period starts
+	// from there.
+	engineCtx, cancelEngines := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelEngines()
+	g, gctx := errgroup.WithContext(engineCtx)
+	start := func(name string, run func(context.Context) error) {
+		g.Go(func() error {
+			err := run(gctx)
+			switch {
+			case err != nil:
+				return fmt.Errorf("%s: %w", name, err)
+			case !c.UntilIdle && gctx.Err() == nil:
+				return fmt.Errorf("%s stopped although nothing asked it to", name)
+			}
+			logger.Debug("engine stopped", zap.String("engine", name))
+			return nil
+		})
+	}
+
+	// Engine 1: ECLRS extractor.
+	if c.Engines[1] {
+		awsCfg, s3Client, err := awsClients(ctx, c, getenv)
+		if err != nil {
+			return err
+		}
+		engine, err := e1.New(c.e1Config(), e1.Deps{
+			Pool:            pool,
+			AWSConfig:       awsCfg,
+			S3:              s3Client,
+			Logger:          logger.Named("e1"),
+			WatermillLogger: watermillLogger(logger.Named("watermill")),
+			Metrics:         e1.NewMetrics(reg),
+		})
+		if err != nil {
+			return err
+		}
+		start("e1", engine.Run)
+	}
+
+	var httpDone chan error
+	var srv *http.Server
+	if c.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", c.HTTPAddr)
+		if err != nil {
+			cancelEngines()
+			_ = g.Wait()
+			return fmt.Errorf("listening on %s (--http-addr): %w", c.HTTPAddr, err)
+		}
+		srv = &http.Server{Handler: newOpsHandler(pool, reg), ReadHeaderTimeout: 10 * time.Second}
+		httpDone = make(chan error, 1)
+		go func() { httpDone <- srv.Serve(ln) }()
+		logger.Info("serving health, readiness and metrics", zap.String("addr", ln.Addr().String()))
+		if ready != nil {
+			ready <- ln.Addr().String()
+		}
+	} else if ready != nil {
+		ready <- ""
+	}
+
+	engineErr := make(chan error, 1)
+	go func() { engineErr <- g.Wait() }()
+	select {
+	case err = <-engineErr:
+		if err == nil {
+			logger.Info("all engines idle; exiting")
+		}
+	case <-ctx.Done():
+		logger.Info("signal received; stopping engines", zap.Duration("grace", c.ShutdownGrace))
+		cancelEngines()
+		select {
+		case err = <-engineErr:
+		case <-time.After(c.ShutdownGrace):
+			err = fmt.Errorf("engines did not stop within the %s grace period", c.ShutdownGrace)
+		}
+	}
+
+	if srv != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(shutdownCtx)
+		cancel()
+		if serveErr := <-httpDone; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+			err = errors.Join(err, fmt.Errorf("http server: %w", serveErr))
+		}
+	}
+	if err != nil {
+		logger.Error("stopped with an error", zap.Error(err))
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func openPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the database URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", redactURL(databaseURL), err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to %s: %w", redactURL(databaseURL), err)
+	}
+	return pool, nil
+}

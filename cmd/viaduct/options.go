@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// optionSet is a subcommand's flags. Every flag may also come from an environment variable; a flag on the command
+// line wins over the environment, which wins over the default. Values are read once, here: engines see only the
+// resulting config.
+type optionSet struct {
+	name    string
+	summary string
+	usage   string
+	fs      *flag.FlagSet
+	opts    []*option
+	getenv  func(string) string
+	errs    []error
+}
+
+type option struct {
+	flag, env, help, def string
+}
+
+func newOptionSet(name, usage, summary string, getenv func(string) string) *optionSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return &optionSet{name: name, usage: usage, summary: summary, fs: fs, getenv: getenv}
+}
+
+func (s *optionSet) register(name, env, def, help string) string {
+	s.opts = append(s.opts, &option{flag: name, env: env, help: help, def: def})
+	if env != "" {
+		if v := s.getenv(env); v != "" {
+			return v
+		}
+	}
+	return def
+}
+
+func (s *optionSet) String(p *string, name, env, def, help string) {
+	s.fs.StringVar(p, name, s.register(name, env, def, help), help)
+}
+
+func (s *optionSet) Bool(p *bool, name, env string, def bool, help string) {
+	raw := s.register(name, env, strconv.FormatBool(def), help)
+	v, err := strconv.ParseBool(raw)
+	if err != nil {
+		s.errs = append(s.errs, fmt.Errorf("%s=%q: not a boolean (use true or false)", env, raw))
+	}
+	s.fs.BoolVar(p, name, v, help)
+}
+
+func (s *optionSet) Duration(p *time.Duration, name, env string, def time.Duration, help string) {
+	raw := s.register(name, env, def.String(), help)
+	v, err := time.ParseDuration(raw)
+	if err != nil {
+		s.errs = append(s.errs, fmt.Errorf("%s=%q: not a duration (e.g. 30s, 5m)", env, raw))
+	}
+	s.fs.DurationVar(p, name, v, help)
+}
+
+func (s *optionSet) Int(p *int, name, env string, def int, help string) {
+	raw := s.register(name, env, strconv.Itoa(def), help)
+	v, err := strconv.Atoi(raw)
+	if err != nil {
+		s.errs = append(s.errs, fmt.Errorf("%s=%q: not a whole number", env, raw))
+	}
+	s.fs.IntVar(p, name, v, help)
+}
+
+// errHelp is returned by parse when --help was asked for; the help text has been written.
+var errHelp = errors.New("help requested")
+
+// parse parses args and reports every problem at once: bad environment values and bad flags together.
+func (s *optionSet) parse(args []string, out io.Writer) error {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			s.help(out)
+			return errHelp
+		}
+	}
+	if err := s.fs.Parse(args); err != nil {
+		s.errs = append(s.errs, err)
+	}
+	return errors.Join(s.errs...)
+}
+
+func (s *optionSet) help(out io.Writer) {
+	fmt.Fprintf(out, "Usage: viaduct %s %s\n\n%s\n\n", s.name, s.usage, s.summary)
+	if len(s.opts) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "Flags (each may also be set by the environment variable shown):")
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	for _, o := range s.opts {
+		env := o.env
+		if env == "" {
+			env = "-"
+		}
+		def := o.def
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(tw, "  --%s\t%s\t%s (default %s)\n", o.flag, env, strings.TrimSuffix(o.help, "."), def)
+	}
+	_ = tw.Flush()
+}

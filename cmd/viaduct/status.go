@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+)
+
+// statusReport is what `viaduct status` shows, one section per engine.
+type statusReport struct {
+	E1 *eclrs.Summary `json:"e1"`
+}
+
+func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
+	var c config
+	var asJSON bool
+	s := newOptionSet("status", "[flags]", "Print counts per stage: files imported and failed, test results, malformed rows.", getenv)
+	addDatabase(s, &c)
+	s.Bool(&asJSON, "json", "", false, "Print JSON instead of a table.")
+	if err := s.parse(args, stdout); err != nil {
+		return usageError(err)
+	}
+	if err := c.validateCommon(); err != nil {
+		return usageError(err)
+	}
+	pool, err := openPool(ctx, c.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	report, err := readStatus(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(report)
+	}
+	printStatus(stdout, report)
+	return nil
+}
+
+// readStatus reads every engine's counts in one repeatable-read snapshot, so the numbers add up.
+func readStatus(ctx context.Context, db interface {
+	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+}) (*statusReport, error) {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	e1, err := eclrs.Summarize(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	return &statusReport{E1: e1}, nil
+}
+
+func printStatus(w io.Writer, r *statusReport) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "STAGE\tWHAT\tCOUNT\t")
+	row := func(stage, what string, n int64) { fmt.Fprintf(tw, "%s\t%s\t%d\t\n", stage, what, n) }
+	row("e1", "files imported", r.E1.Files[eclrs.FileImported])
+	row("e1", "files failed", r.E1.Files[eclrs.FileFailed])
+	row("e1", "files skipped (older)", r.E1.Files[eclrs.FileSkipped])
+	row("e1", "files importing", r.E1.Files[eclrs.FileImporting])
+	row("e1", "test results", r.E1.TestResults)
+	row("e1", "rows with errors", r.E1.RowErrors)
+	row("e1", "counties", r.E1.Counties)
+	_ = tw.Flush()
+	if f := r.E1.LastImported; f != nil {
+		fmt.Fprintf(w, "\nlast import: %s (file %d) at %s", f.Filename, f.ID, formatTime(f.CompletedAt))
+		if st := f.Statistics; st != nil {
+			fmt.Fprintf(w, ": %d new, %d matched, %d duplicate, %d errors", st.New.Total, st.Matched.Total, st.Duplicate.Total, st.Error.Total)
+		}
+		fmt.Fprintln(w)
+	}
+	if f := r.E1.LastFailed; f != nil {
+		fmt.Fprintf(w, "last failure: %s (file %d) at %s: %s\n", f.Filename, f.ID, formatTime(f.CompletedAt), f.FailureReason)
+	}
+}
+
+func formatTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}

@@ -1,0 +1,80 @@
+package e1
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are Engine 1's Prometheus metrics. A nil *Metrics records nothing, so tests and `viaduct extract` need
+// no registry.
+type Metrics struct {
+	files         *prometheus.CounterVec
+	rows          *prometheus.CounterVec
+	notifications *prometheus.CounterVec
+	importSeconds prometheus.Histogram
+	batchSeconds  prometheus.Histogram
+}
+
+// NewMetrics creates Engine 1's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		files: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "viaduct", Subsystem: "e1", Name: "files_total",
+			Help: "ECLRS files handled, by outcome (imported, failed, skipped, already).",
+		}, []string{"status"}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "viaduct", Subsystem: "e1", Name: "rows_total",
+			Help: "ECLRS rows read, by outcome (new, matched, duplicate, error).",
+		}, []string{"outcome"}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "viaduct", Subsystem: "e1", Name: "notifications_total",
+			Help: "SQS messages handled, by what was done with them.",
+		}, []string{"action"}),
+		importSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "viaduct", Subsystem: "e1", Name: "import_duration_seconds",
+			Help:    "Time to import one ECLRS file.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+		}),
+		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "viaduct", Subsystem: "e1", Name: "batch_duration_seconds",
+			Help:    "Time to de-duplicate and insert one batch of rows.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+	}
+	reg.MustRegister(m.files, m.rows, m.notifications, m.importSeconds, m.batchSeconds)
+	return m
+}
+
+func (m *Metrics) observeImport(res *Result) {
+	if m == nil || res == nil {
+		return
+	}
+	status := res.Status
+	if res.Already {
+		status = "already"
+	}
+	m.files.WithLabelValues(status).Inc()
+	if res.Already {
+		return
+	}
+	m.importSeconds.Observe(res.Seconds)
+	m.rows.WithLabelValues("new").Add(float64(res.New))
+	m.rows.WithLabelValues("matched").Add(float64(res.Matched))
+	m.rows.WithLabelValues("duplicate").Add(float64(res.Duplicate))
+	m.rows.WithLabelValues("error").Add(float64(res.Errors))
+}
+
+func (m *Metrics) observeBatch(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.batchSeconds.Observe(d.Seconds())
+}
+
+func (m *Metrics) notification(action string) {
+	if m == nil {
+		return
+	}
+	m.notifications.WithLabelValues(action).Inc()
+}

@@ -1,0 +1,193 @@
+package e1
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+)
+
+// store writes one file's rows inside the import transaction, batch by batch. De-duplication is set-based: each
+// batch's checksums are looked up in abouts at once (the unique index answers), so memory holds one batch, never
+// the history. Rows seen earlier in the same file are found the same way, because the transaction sees its own
+// inserts: their first_seen_file_id is this file.
+type store struct {
+	tx     pgx.Tx
+	fileID int64
+	stats  eclrs.Statistics
+
+	counties map[int64]bool // counties known to exist in this transaction
+
+	// Reused between batches to keep the writer's allocations flat.
+	seen     map[[32]byte]struct{}
+	keys     [][]byte
+	fresh    []*eclrs.Record
+	copyBuf  []byte
+	aboutBuf []byte
+}
+
+func newStore(tx pgx.Tx, fileID int64) *store {
+	return &store{
+		tx:       tx,
+		fileID:   fileID,
+		counties: make(map[int64]bool),
+		seen:     make(map[[32]byte]struct{}),
+	}
+}
+
+var (
+	testResultCopySQL = "COPY test_results (" + strings.Join(eclrs.TestResultColumns, ", ") + ") FROM STDIN"
+	aboutCopySQL      = "COPY abouts (checksum, checksum_version, test_result_id, patient_key_id, county_id, first_seen_file_id) FROM STDIN"
+)
+
+// writeBatch classifies recs as new, matched or duplicate and inserts the new ones into test_results and abouts.
+func (s *store) writeBatch(ctx context.Context, recs []*eclrs.Record) error {
+	clear(s.seen)
+	s.keys = s.keys[:0]
+	unique := recs[:0:0]
+	for _, r := range recs {
+		if _, dup := s.seen[r.Checksum]; dup {
+			s.stats.Duplicate.Add(r.CountyID, 1)
+			continue
+		}
+		s.seen[r.Checksum] = struct{}{}
+		unique = append(unique, r)
+		s.keys = append(s.keys, r.Checksum[:])
+	}
+
+	known, err := s.lookup(ctx)
+	if err != nil {
+		return err
+	}
+
+	s.fresh = s.fresh[:0]
+	var missingCounties []int64
+	for _, r := range unique {
+		firstSeen, ok := known[r.Checksum]
+		switch {
+		case !ok:
+			s.fresh = append(s.fresh, r)
+			s.stats.New.Add(r.CountyID, 1)
+			if !s.counties[r.CountyID] {
+				s.counties[r.CountyID] = true
+				missingCounties = append(missingCounties, r.CountyID)
+			}
+		case firstSeen == s.fileID:
+			s.stats.Duplicate.Add(r.CountyID, 1)
+		default:
+			s.stats.Matched.Add(r.CountyID, 1)
+		}
+	}
+	if len(s.fresh) == 0 {
+		return nil
+	}
+	if len(missingCounties) > 0 {
+		if _, err := s.tx.Exec(ctx, `INSERT INTO counties (id) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING`,
+			missingCounties); err != nil {
+			return fmt.Errorf("recording counties: %w", err)
+		}
+	}
+	return s.insert(ctx)
+}
+
+// lookup returns first_seen_file_id for every checksum of s.keys already in abouts.
+func (s *store) lookup(ctx context.Context) (map[[32]byte]int64, error) {
+	rows, err := s.tx.Query(ctx, `SELECT checksum, first_seen_file_id FROM abouts WHERE checksum = ANY($1::bytea[])`, s.keys)
+	if err != nil {
+		return nil, fmt.Errorf("looking up checksums: %w", err)
+	}
+	defer rows.Close()
+	known := make(map[[32]byte]int64)
+	for rows.Next() {
+		var sum []byte
+		var fileID int64
+		if err := rows.Scan(&sum, &fileID); err != nil {
+			return nil, fmt.Errorf("looking up checksums: %w", err)
+		}
+		known[[32]byte(sum)] = fileID
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("looking up checksums: %w", err)
+	}
+	return known, nil
+}
+
+// insert COPYs s.fresh into test_results and abouts. Ids come from the test_results sequence up front, so both
+// tables are written with one COPY each and no per-row round trip.
+func (s *store) insert(ctx context.Context) error {
+	ids := make([]int64, 0, len(s.fresh))
+	rows, err := s.tx.Query(ctx, `SELECT nextval('test_results_id_seq') FROM generate_series(1, $1)`, len(s.fresh))
+	if err != nil {
+		return fmt.Errorf("allocating test result ids: %w", err)
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("allocating test result ids: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("allocating test result ids: %w", err)
+	}
+
+	s.copyBuf = s.copyBuf[:0]
+	s.aboutBuf = s.aboutBuf[:0]
+	for i, r := range s.fresh {
+		s.copyBuf = eclrs.AppendTestResultCopy(s.copyBuf, ids[i], s.fileID, r)
+		s.aboutBuf = appendAboutCopy(s.aboutBuf, ids[i], s.fileID, r)
+	}
+	conn := s.tx.Conn().PgConn()
+	if _, err := conn.CopyFrom(ctx, bytes.NewReader(s.copyBuf), testResultCopySQL); err != nil {
+		return fmt.Errorf("copying %d test results: %w", len(s.fresh), err)
+	}
+	if _, err := conn.CopyFrom(ctx, bytes.NewReader(s.aboutBuf), aboutCopySQL); err != nil {
+		return fmt.Errorf("copying %d abouts: %w", len(s.fresh), err)
+	}
+	return nil
+}
+
+// appendAboutCopy appends one abouts row in COPY text format.
+func appendAboutCopy(b []byte, testResultID, fileID int64, r *eclrs.Record) []byte {
+	b = append(b, `\\x`...)
+	b = hex.AppendEncode(b, r.Checksum[:])
+	b = append(b, "\t3\t"...)
+	b = strconv.AppendInt(b, testResultID, 10)
+	b = append(b, '\t')
+	if key, ok := eclrs.PatientKeyID(r.Fields[eclrs.FieldPatientKey]); ok {
+		b = strconv.AppendInt(b, key, 10)
+	} else {
+		b = append(b, `\N`...)
+	}
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, r.CountyID, 10)
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, fileID, 10)
+	return append(b, '\n')
+}
+
+// writeErrors records malformed rows.
+func (s *store) writeErrors(ctx context.Context, errs []rowError) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(errs))
+	for i, e := range errs {
+		rows[i] = []any{s.fileID, e.Line, e.Field, e.Reason, e.raw}
+		s.stats.Error.Add(0, 1)
+	}
+	_, err := s.tx.CopyFrom(ctx, pgx.Identifier{"file_row_errors"},
+		[]string{"file_id", "line_number", "field", "reason", "raw_data"}, pgx.CopyFromRows(rows))
+	if err != nil {
+		return fmt.Errorf("recording %d malformed rows: %w", len(errs), err)
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+package eclrs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// File statuses (files.status).
+const (
+	// FileImporting: an import was started; it is being imported now or the importer died and will retry.
+	FileImporting = "importing"
+	// FileImported: every row was committed together with the statistics.
+	FileImported = "imported"
+	// FileFailed: the file can never import (bad header, object gone); failure_reason says why.
+	FileFailed = "failed"
+	// FileSkipped: an export newer than this one had already been imported.
+	FileSkipped = "skipped"
+)
+
+// Object identifies one ECLRS export: an S3 object version, or a local file.
+type Object struct {
+	// Filename is how people refer to it: s3://bucket/key or a local path.
+	Filename string
+	// Bucket is the S3 bucket; empty for local files.
+	Bucket string
+	// Key is the S3 key or the absolute local path.
+	Key string
+	// ETag is the S3 ETag, or for local files a fingerprint of size and modification time.
+	ETag string
+	// VersionID is the S3 version id when the bucket is versioned.
+	VersionID string
+	// Size is the object's size in bytes, when known.
+	Size int64
+	// EventTime is when the object was created according to its notification; zero when unknown.
+	EventTime time.Time
+}
+
+// File is a row of files.
+type File struct {
+	ID            int64
+	Filename      string
+	Status        string
+	FailureReason string
+	EventTime     *time.Time
+	ECLRSVersion  *int
+	Attempts      int
+	LineCount     *int64
+	Statistics    *Statistics
+	StartedAt     *time.Time
+	CompletedAt   *time.Time
+	InsertedAt    time.Time
+}
+
+const fileColumns = `id, filename, status, coalesce(failure_reason, ''), event_time, eclrs_version, attempts, line_count,
+	statistics, processing_started_at, processing_completed_at, inserted_at`
+
+func scanFile(row pgx.Row) (*File, error) {
+	var f File
+	err := row.Scan(&f.ID, &f.Filename, &f.Status, &f.FailureReason, &f.EventTime, &f.ECLRSVersion, &f.Attempts,
+		&f.LineCount, &f.Statistics, &f.StartedAt, &f.CompletedAt, &f.InsertedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// StartFile records an import attempt of obj and returns its files row. The row is found by the object's identity
+// (bucket, key, ETag, version), so a notification delivered twice finds the row of the first delivery; its status
+// tells the caller whether there is anything left to do.
+func StartFile(ctx context.Context, db DBTX, obj Object) (*File, error) {
+	var eventTime *time.Time
+	if !obj.EventTime.IsZero() {
+		t := obj.EventTime.UTC()
+		eventTime = &t
+	}
+	var size *int64
+	if obj.Size > 0 {
+		size = &obj.Size
+	}
+	f, err := scanFile(db.QueryRow(ctx, `
+		INSERT INTO files (filename, bucket, key, etag, version_id, size_bytes, event_time, attempts, processing_started_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, 1, now())
+		ON CONFLICT ON CONSTRAINT files_object_identity DO UPDATE
+		   SET attempts = files.attempts + CASE WHEN files.status = 'importing' THEN 1 ELSE 0 END,
+		       processing_started_at = CASE WHEN files.status = 'importing' THEN now() ELSE files.processing_started_at END,
+		       updated_at = now()
+		RETURNING `+fileColumns,
+		obj.Filename, obj.Bucket, obj.Key, obj.ETag, obj.VersionID, size, eventTime))
+	if err != nil {
+		return nil, fmt.Errorf("recording file %s: %w", obj.Filename, err)
+	}
+	return f, nil
+}
+
+// LockFile locks the files row for the rest of tx and returns its current status, so that of several daemons handed
+// the same object only one imports it and the others see the outcome.
+func LockFile(ctx context.Context, tx DBTX, id int64) (string, error) {
+	var status string
+	if err := tx.QueryRow(ctx, `SELECT status FROM files WHERE id = $1 FOR UPDATE`, id).Scan(&status); err != nil {
+		return "", fmt.Errorf("locking file %d: %w", id, err)
+	}
+	return status, nil
+}
+
+// NewerImportedFile returns the newest imported file whose notification is later than eventTime, or nil. Each export
+// is a full rolling window, so once a newer one is in, an older one has nothing to add.
+func NewerImportedFile(ctx context.Context, db DBTX, eventTime time.Time) (*File, error) {
+	f, err := scanFile(db.QueryRow(ctx, `SELECT `+fileColumns+` FROM files
+		WHERE status = 'imported' AND event_time > $1 ORDER BY event_time DESC LIMIT 1`, eventTime.UTC()))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking for a newer imported file: %w", err)
+	}
+	return f, nil
+}
+
+// FileOutcome is what FinishFile records.
+type FileOutcome struct {
+	Status        string
+	FailureReason string
+	ECLRSVersion  int
+	LineCount     int64
+	Statistics    *Statistics
+}
+
+// FinishFile records how an import ended. For an imported file it must run in the transaction that wrote the rows,
+// so that the status and the rows commit together.
+func FinishFile(ctx context.Context, db DBTX, id int64, out FileOutcome) error {
+	var version *int
+	if out.ECLRSVersion != 0 {
+		version = &out.ECLRSVersion
+	}
+	var reason *string
+	if out.FailureReason != "" {
+		reason = &out.FailureReason
+	}
+	_, err := db.Exec(ctx, `UPDATE files SET status = $2, failure_reason = $3, eclrs_version = coalesce($4, eclrs_version),
+		line_count = $5, statistics = $6, processing_completed_at = now(), updated_at = now() WHERE id = $1`,
+		id, out.Status, reason, version, out.LineCount, out.Statistics)
+	if err != nil {
+		return fmt.Errorf("recording the outcome of file %d: %w", id, err)
+	}
+	return nil
+}
+
+// GetFile returns a files row by id.
+func GetFile(ctx context.Context, db DBTX, id int64) (*File, error) {
+	f, err := scanFile(db.QueryRow(ctx, `SELECT `+fileColumns+` FROM files WHERE id = $1`, id))
+	if err != nil {
+		return nil, fmt.Errorf("reading file %d: %w", id, err)
+	}
+	return f, nil
+}
