@@ -36,13 +36,22 @@ func runDaemon(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	logger := newLogger(&c, stderr)
 	defer logger.Sync() //nolint:errcheck
-	return daemon(ctx, &c, getenv, logger, nil)
+	return daemon(ctx, &c, logger, daemonHooks{getenv: getenv})
+}
+
+// daemonHooks are what the daemon takes from its surroundings besides its config: the environment for the AWS SDK,
+// or a ready AWS setup (the demo's stand-ins); and a channel told the ops address once the engines run (tests).
+type daemonHooks struct {
+	getenv func(string) string
+	aws    *awsSetup
+	ready  chan<- string
 }
 
 // daemon runs the enabled engines as one group: the first engine to fail stops the others, and a signal (ctx)
 // stops them all, each finishing or rolling back what it has in flight within the grace period. ready, when not
-// nil, is closed once the engines have started (tests wait on it).
-func daemon(ctx context.Context, c *config, getenv func(string) string, logger *zap.Logger, ready chan<- string) error {
+// nil, is told the ops address once the engines have started.
+func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHooks) error {
+	ready := hooks.ready
 	logger.Info("starting", c.logFields()...)
 	pool, err := openPool(ctx, c.DatabaseURL)
 	if err != nil {
@@ -88,14 +97,17 @@ func daemon(ctx context.Context, c *config, getenv func(string) string, logger *
 
 	// Engine 1: ECLRS extractor.
 	if c.Engines[1] {
-		awsCfg, s3Client, err := awsClients(ctx, c, getenv)
-		if err != nil {
-			return err
+		setup := hooks.aws
+		if setup == nil {
+			if setup, err = loadAWS(ctx, c, hooks.getenv); err != nil {
+				return err
+			}
 		}
 		engine, err := e1.New(c.e1Config(), e1.Deps{
 			Pool:            pool,
-			AWSConfig:       awsCfg,
-			S3:              s3Client,
+			AWSConfig:       setup.config,
+			SQSOptFns:       setup.sqsOptFns,
+			S3:              setup.s3,
 			Logger:          logger.Named("e1"),
 			WatermillLogger: watermillLogger(logger.Named("watermill")),
 			Metrics:         e1.NewMetrics(reg),

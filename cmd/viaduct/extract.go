@@ -53,9 +53,11 @@ func runExtract(ctx context.Context, args []string, getenv func(string) string, 
 		var open e1.OpenFunc
 		if strings.HasPrefix(name, "s3://") {
 			if s3Client == nil {
-				if _, s3Client, err = awsClients(ctx, &c, getenv); err != nil {
+				setup, err := loadAWS(ctx, &c, getenv)
+				if err != nil {
 					return err
 				}
+				s3Client = setup.s3
 			}
 			obj, open, err = s3Object(ctx, s3Client, name)
 		} else {

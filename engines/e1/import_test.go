@@ -65,6 +65,7 @@ func TestImporter(t *testing.T) {
 		require.Equal(t, int64(3), count(t, b, `SELECT count(*) FROM test_results WHERE file_id = $1`, res.FileID))
 		require.Equal(t, int64(3), count(t, b, `SELECT count(*) FROM abouts WHERE first_seen_file_id = $1 AND checksum_version = 3`, res.FileID))
 		require.Equal(t, int64(3), count(t, b, `SELECT count(*) FROM counties WHERE id IN (1, 71, 111)`))
+		requireReferencesHold(t, b.db)
 
 		var (
 			last, first, phoneNorm, key     string
@@ -165,6 +166,7 @@ func TestImporter(t *testing.T) {
 		require.Zero(t, res.Matched)
 		require.Equal(t, int64(3), count(t, b, `SELECT count(*) FROM test_results`))
 		require.Equal(t, []int64{2, 3, 5}, lineNumbers(t, b.db, res.FileID), "the first copy of each row is the one kept")
+		requireReferencesHold(t, b.db)
 	})
 
 	t.Run("MalformedRowsAreRecordedAndTheRestImports", func(t *testing.T) {
@@ -302,6 +304,17 @@ func TestImporter(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 2, f.Attempts)
 	})
+}
+
+// requireReferencesHold checks what foreign keys would: test_results carries none, for speed, so the importer must
+// have written every file and county a row points at.
+func requireReferencesHold(t *testing.T, db *pgtest.DB) {
+	t.Helper()
+	var orphans int64
+	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM test_results tr
+		WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.id = tr.file_id)
+		   OR NOT EXISTS (SELECT 1 FROM counties c WHERE c.id = tr.county_id)`).Scan(&orphans))
+	require.Zero(t, orphans)
 }
 
 type errReader struct{}

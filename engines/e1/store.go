@@ -14,9 +14,9 @@ import (
 )
 
 // store writes one file's rows inside the import transaction, batch by batch. De-duplication is set-based: each
-// batch's checksums are looked up in abouts at once (the unique index answers), so memory holds one batch, never
-// the history. Rows seen earlier in the same file are found the same way, because the transaction sees its own
-// inserts: their first_seen_file_id is this file.
+// batch's checksums are looked up at once (the unique index on test_results.checksum answers), so memory holds one
+// batch, never the history. Rows seen earlier in the same file are found the same way, because the transaction sees
+// its own inserts: their file is this file.
 type store struct {
 	tx     pgx.Tx
 	fileID int64
@@ -25,11 +25,10 @@ type store struct {
 	counties map[int64]bool // counties known to exist in this transaction
 
 	// Reused between batches to keep the writer's allocations flat.
-	seen     map[[32]byte]struct{}
-	keys     [][]byte
-	fresh    []*eclrs.Record
-	copyBuf  []byte
-	aboutBuf []byte
+	seen    map[[32]byte]struct{}
+	keys    [][]byte
+	fresh   []*eclrs.Record
+	copyBuf []byte
 }
 
 func newStore(tx pgx.Tx, fileID int64) *store {
@@ -41,12 +40,11 @@ func newStore(tx pgx.Tx, fileID int64) *store {
 	}
 }
 
-var (
-	testResultCopySQL = "COPY test_results (" + strings.Join(eclrs.TestResultColumns, ", ") + ") FROM STDIN"
-	aboutCopySQL      = "COPY abouts (checksum, checksum_version, test_result_id, patient_key_id, county_id, first_seen_file_id) FROM STDIN"
-)
+// testResultCopySQL writes a row's converted fields followed by its identity (appendIdentity).
+var testResultCopySQL = "COPY test_results (" + strings.Join(eclrs.TestResultColumns, ", ") +
+	", checksum, checksum_version, patient_key_id) FROM STDIN"
 
-// writeBatch classifies recs as new, matched or duplicate and inserts the new ones into test_results and abouts.
+// writeBatch classifies recs as new, matched or duplicate and inserts the new ones into test_results.
 func (s *store) writeBatch(ctx context.Context, recs []*eclrs.Record) error {
 	clear(s.seen)
 	s.keys = s.keys[:0]
@@ -96,9 +94,9 @@ func (s *store) writeBatch(ctx context.Context, recs []*eclrs.Record) error {
 	return s.insert(ctx)
 }
 
-// lookup returns first_seen_file_id for every checksum of s.keys already in abouts.
+// lookup returns the file that first had each checksum of s.keys already imported.
 func (s *store) lookup(ctx context.Context) (map[[32]byte]int64, error) {
-	rows, err := s.tx.Query(ctx, `SELECT checksum, first_seen_file_id FROM abouts WHERE checksum = ANY($1::bytea[])`, s.keys)
+	rows, err := s.tx.Query(ctx, `SELECT checksum, file_id FROM test_results WHERE checksum = ANY($1::bytea[])`, s.keys)
 	if err != nil {
 		return nil, fmt.Errorf("looking up checksums: %w", err)
 	}
@@ -118,8 +116,7 @@ func (s *store) lookup(ctx context.Context) (map[[32]byte]int64, error) {
 	return known, nil
 }
 
-// insert COPYs s.fresh into test_results and abouts. Ids come from the test_results sequence up front, so both
-// tables are written with one COPY each and no per-row round trip.
+// insert COPYs s.fresh into test_results, with ids taken from its sequence in one query per batch.
 func (s *store) insert(ctx context.Context) error {
 	ids := make([]int64, 0, len(s.fresh))
 	rows, err := s.tx.Query(ctx, `SELECT nextval('test_results_id_seq') FROM generate_series(1, $1)`, len(s.fresh))
@@ -140,37 +137,26 @@ func (s *store) insert(ctx context.Context) error {
 	}
 
 	s.copyBuf = s.copyBuf[:0]
-	s.aboutBuf = s.aboutBuf[:0]
 	for i, r := range s.fresh {
-		s.copyBuf = eclrs.AppendTestResultCopy(s.copyBuf, ids[i], s.fileID, r)
-		s.aboutBuf = appendAboutCopy(s.aboutBuf, ids[i], s.fileID, r)
+		s.copyBuf = appendIdentity(eclrs.AppendTestResultCopy(s.copyBuf, ids[i], s.fileID, r), r)
 	}
-	conn := s.tx.Conn().PgConn()
-	if _, err := conn.CopyFrom(ctx, bytes.NewReader(s.copyBuf), testResultCopySQL); err != nil {
+	if _, err := s.tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(s.copyBuf), testResultCopySQL); err != nil {
 		return fmt.Errorf("copying %d test results: %w", len(s.fresh), err)
-	}
-	if _, err := conn.CopyFrom(ctx, bytes.NewReader(s.aboutBuf), aboutCopySQL); err != nil {
-		return fmt.Errorf("copying %d abouts: %w", len(s.fresh), err)
 	}
 	return nil
 }
 
-// appendAboutCopy appends one abouts row in COPY text format.
-func appendAboutCopy(b []byte, testResultID, fileID int64, r *eclrs.Record) []byte {
-	b = append(b, `\\x`...)
+// appendIdentity replaces the line end of a COPY line written by eclrs.AppendTestResultCopy with the row's
+// identity columns: checksum, checksum_version, patient_key_id.
+func appendIdentity(b []byte, r *eclrs.Record) []byte {
+	b = append(b[:len(b)-1], "\t\\\\x"...)
 	b = hex.AppendEncode(b, r.Checksum[:])
 	b = append(b, "\t3\t"...)
-	b = strconv.AppendInt(b, testResultID, 10)
-	b = append(b, '\t')
 	if key, ok := eclrs.PatientKeyID(r.Fields[eclrs.FieldPatientKey]); ok {
 		b = strconv.AppendInt(b, key, 10)
 	} else {
 		b = append(b, `\N`...)
 	}
-	b = append(b, '\t')
-	b = strconv.AppendInt(b, r.CountyID, 10)
-	b = append(b, '\t')
-	b = strconv.AppendInt(b, fileID, 10)
 	return append(b, '\n')
 }
 

@@ -1,6 +1,7 @@
 package eclrs
 
 import (
+	"sync/atomic"
 	"time"
 	_ "time/tzdata" // ECLRS times are New York wall clock; do not depend on the host's zoneinfo
 )
@@ -116,23 +117,79 @@ const timestampLen = 25
 // spring-forward gap becomes the first instant after the gap (03:00 EDT). Any other
 // shape, or an invalid calendar value, gives false: the original stored NULL.
 func ParseTimestamp(s string) (time.Time, bool) {
-	if len(s) < timestampLen || s[9] != ':' || s[12] != ':' || s[15] != ':' || s[18] != '.' {
+	sec, usec, ok := parseStamp(s)
+	if !ok {
 		return time.Time{}, false
+	}
+	return time.Unix(sec, usec*1000).UTC(), true
+}
+
+// parseStamp is ParseTimestamp returning Unix seconds and microseconds, which is all
+// the COPY encoder needs.
+func parseStamp(s string) (sec, usec int64, ok bool) {
+	if len(s) < timestampLen || s[9] != ':' || s[12] != ':' || s[15] != ':' || s[18] != '.' {
+		return 0, 0, false
 	}
 	y, mon, d, ok := parseDay(s)
 	if !ok {
-		return time.Time{}, false
+		return 0, 0, false
 	}
 	hh, ok1 := digits(s[10:12])
 	mm, ok2 := digits(s[13:15])
 	ss, ok3 := digits(s[16:18])
 	us, ok4 := digits(s[19:25])
 	if !ok1 || !ok2 || !ok3 || !ok4 || hh > 23 || mm > 59 || ss > 59 {
-		return time.Time{}, false
+		return 0, 0, false
 	}
 	// Wall-clock seconds as if the zone were UTC; the real instant is wall - offset.
-	wall := time.Date(y, mon, d, hh, mm, ss, 0, time.UTC).Unix()
-	return time.Unix(newYorkInstant(wall), int64(us)*1000).UTC(), true
+	wall := daysFromCivil(y, mon, d)*secondsPerDay + int64(hh*3600+mm*60+ss)
+	return newYorkInstant(wall), int64(us), true
+}
+
+const secondsPerDay = 86400
+
+// daysFromCivil returns the number of days from 1970-01-01 to y-m-d (proleptic
+// Gregorian, y >= 0), after Howard Hinnant's days_from_civil.
+func daysFromCivil(y int, m time.Month, d int) int64 {
+	yy := int64(y)
+	if m <= time.February {
+		yy--
+	}
+	era := floorDiv(yy, 400)
+	yoe := yy - era*400
+	mp := (int64(m) + 9) % 12 // March is 0
+	doy := (153*mp+2)/5 + int64(d) - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
+}
+
+// civilFromDays is the inverse of daysFromCivil.
+func civilFromDays(z int64) (y int, m time.Month, d int) {
+	z += 719468
+	era := floorDiv(z, 146097)
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = int(doy - (153*mp+2)/5 + 1)
+	if mp < 10 {
+		m = time.Month(mp + 3)
+	} else {
+		m = time.Month(mp - 9)
+	}
+	yy := yoe + era*400
+	if m <= time.February {
+		yy++
+	}
+	return int(yy), m, d
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
 }
 
 // offsetAt returns New York's UTC offset in seconds at the instant unix.
@@ -141,13 +198,42 @@ func offsetAt(unix int64) int64 {
 	return int64(off)
 }
 
+// dayOffsets caches New York's UTC offset per wall-clock day on which it does not
+// change: an export's timestamps crowd into a few weeks, and a zone lookup costs
+// more than the rest of parsing a timestamp. Entries are written and read
+// atomically, so concurrent imports share the cache; a slot holds one day, tagged
+// with the day so a collision is only a miss.
+var dayOffsets [1024]atomic.Uint64
+
+const (
+	offsetBits = 20      // offsets (at most a day, in seconds) are stored biased by 1<<19
+	dayBias    = 1 << 40 // keeps the stored day positive
+)
+
 // newYorkInstant converts wall-clock seconds (civil time encoded as if UTC) in New
 // York into Unix seconds. time.Date does not promise which instant it picks for
 // ambiguous or missing times, so the choice is made here.
 func newYorkInstant(wall int64) int64 {
-	// New York changes offset at most twice a year, so the offsets a day either side
-	// are the only candidates. Usually they agree and there is nothing to choose.
-	before, after := offsetAt(wall-86400), offsetAt(wall+86400)
+	day := floorDiv(wall, secondsPerDay)
+	slot := &dayOffsets[day&(int64(len(dayOffsets))-1)]
+	if e := slot.Load(); e != 0 && e>>offsetBits == uint64(day+dayBias) {
+		return wall - (int64(e&(1<<offsetBits-1)) - 1<<(offsetBits-1))
+	}
+	// A wall-clock day's instants lie within a day either side of its midnight read
+	// as UTC, and New York changes offset at most twice a year; if the offsets a day
+	// before and two days after agree, they hold for the whole day.
+	start := day * secondsPerDay
+	if off := offsetAt(start - secondsPerDay); off == offsetAt(start+2*secondsPerDay) {
+		slot.Store(uint64(day+dayBias)<<offsetBits | uint64(off+1<<(offsetBits-1)))
+		return wall - off
+	}
+	return newYorkInstantNearTransition(wall)
+}
+
+// newYorkInstantNearTransition is newYorkInstant for the days around a change of
+// offset.
+func newYorkInstantNearTransition(wall int64) int64 {
+	before, after := offsetAt(wall-secondsPerDay), offsetAt(wall+secondsPerDay)
 	if before == after {
 		return wall - before
 	}

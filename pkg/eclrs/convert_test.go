@@ -123,6 +123,49 @@ func TestParseTimestampMatchesTimeDate(t *testing.T) {
 	}
 }
 
+func TestCivilDays(t *testing.T) {
+	t.Parallel()
+
+	// Every 997th day from 0001-01-01 to 9999-12-31, against the standard library.
+	first := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).Unix() / secondsPerDay
+	last := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC).Unix() / secondsPerDay
+	for day := first; day <= last; day += 997 {
+		want := time.Unix(day*secondsPerDay, 0).UTC()
+		y, m, d := civilFromDays(day)
+		require.Equal(t, want.Format(time.DateOnly), time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Format(time.DateOnly))
+		require.Equal(t, day, daysFromCivil(want.Year(), want.Month(), want.Day()))
+	}
+}
+
+func TestNewYorkInstantCache(t *testing.T) {
+	t.Parallel()
+
+	// Days that collide in the cache still convert correctly, in any order.
+	for _, s := range []string{
+		"20MAR2020:06:03:36.589000", "14MAR2021:02:30:00.000000", "20MAR2020:06:03:36.589000",
+		"07NOV2021:01:19:00.000000", "07NOV2021:01:19:00.000000", "14MAR2021:02:30:00.000000",
+	} {
+		got, ok := ParseTimestamp(s)
+		require.True(t, ok)
+		want := map[string]string{
+			"20MAR2020:06:03:36.589000": "2020-03-20T10:03:36.589Z",
+			"14MAR2021:02:30:00.000000": "2021-03-14T07:00:00Z",
+			"07NOV2021:01:19:00.000000": "2021-11-07T06:19:00Z",
+		}[s]
+		require.Equal(t, want, got.Format(time.RFC3339Nano))
+	}
+	// 2048 days apart: the same cache slot, different offsets.
+	summer, ok := ParseTimestamp("01JUL2020:12:00:00.000000")
+	require.True(t, ok)
+	winter, ok := ParseTimestamp("08FEB2026:12:00:00.000000")
+	require.True(t, ok)
+	again, ok := ParseTimestamp("01JUL2020:12:00:00.000000")
+	require.True(t, ok)
+	require.Equal(t, "2020-07-01T16:00:00Z", summer.Format(time.RFC3339))
+	require.Equal(t, "2026-02-08T17:00:00Z", winter.Format(time.RFC3339))
+	require.Equal(t, summer, again)
+}
+
 func TestNormalizePhone(t *testing.T) {
 	t.Parallel()
 

@@ -134,8 +134,8 @@ func AppendTestResultCopy(buf []byte, id, fileID int64, r *Record) []byte {
 				buf = append(buf, copyNull...)
 			}
 		case kindTimestamp:
-			if t, ok := ParseTimestamp(s); ok {
-				buf = appendTimestamp(buf, t)
+			if sec, usec, ok := parseStamp(s); ok {
+				buf = appendTimestamp(buf, sec, usec)
 			} else {
 				buf = append(buf, copyNull...)
 			}
@@ -164,8 +164,30 @@ func appendCopyText(buf []byte, s string) []byte {
 	if s == "" {
 		return append(buf, copyNull...)
 	}
+	// Escapes are rare: skip eight bytes at a time while none can be one.
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if mayNeedEscape(uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56) {
+			break
+		}
+	}
+	if i+8 > len(s) {
+		// Only the tail is left to check.
+		for j := i; j < len(s); j++ {
+			if copyEscapes[s[j]] != 0 {
+				return appendEscaped(buf, s, j)
+			}
+		}
+		return append(buf, s...)
+	}
+	return appendEscaped(buf, s, i)
+}
+
+// appendEscaped appends s, escaping bytes from index i on (s[:i] needs none).
+func appendEscaped(buf []byte, s string, i int) []byte {
 	start := 0
-	for i := 0; i < len(s); i++ {
+	for ; i < len(s); i++ {
 		if e := copyEscapes[s[i]]; e != 0 {
 			buf = append(buf, s[start:i]...)
 			buf = append(buf, '\\', e)
@@ -175,43 +197,58 @@ func appendCopyText(buf []byte, s string) []byte {
 	return append(buf, s[start:]...)
 }
 
+// mayNeedEscape reports whether the eight bytes in x might include a backslash or a
+// control character below 0x0E (tab, newline and carriage return among them). It
+// may report true needlessly, never false wrongly.
+func mayNeedEscape(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below := (x - 0x0E*ones) & ^x & highs // some byte < 0x0E
+	b := x ^ '\\'*ones
+	backslash := (b - ones) & ^b & highs // some byte == '\\'
+	return below|backslash != 0
+}
+
 // appendDate appends YYYY-MM-DD.
 func appendDate(buf []byte, y int, m time.Month, d int) []byte {
-	buf = appendPadded(buf, y, 4)
+	if y < 10000 {
+		buf = append2(buf, y/100)
+		buf = append2(buf, y%100)
+	} else {
+		buf = strconv.AppendInt(buf, int64(y), 10)
+	}
 	buf = append(buf, '-')
-	buf = appendPadded(buf, int(m), 2)
+	buf = append2(buf, int(m))
 	buf = append(buf, '-')
-	return appendPadded(buf, d, 2)
+	return append2(buf, d)
 }
 
-// appendTimestamp appends t (in UTC) as YYYY-MM-DD HH:MM:SS.ffffff.
-func appendTimestamp(buf []byte, t time.Time) []byte {
-	y, m, d := t.Date()
-	hh, mm, ss := t.Clock()
+// appendTimestamp appends the instant sec.usec in UTC as YYYY-MM-DD HH:MM:SS.ffffff.
+func appendTimestamp(buf []byte, sec, usec int64) []byte {
+	day := floorDiv(sec, secondsPerDay)
+	y, m, d := civilFromDays(day)
+	s := int(sec - day*secondsPerDay)
 	buf = appendDate(buf, y, m, d)
 	buf = append(buf, ' ')
-	buf = appendPadded(buf, hh, 2)
+	buf = append2(buf, s/3600)
 	buf = append(buf, ':')
-	buf = appendPadded(buf, mm, 2)
+	buf = append2(buf, s/60%60)
 	buf = append(buf, ':')
-	buf = appendPadded(buf, ss, 2)
+	buf = append2(buf, s%60)
 	buf = append(buf, '.')
-	return appendPadded(buf, t.Nanosecond()/1000, 6)
+	u := int(usec)
+	buf = append2(buf, u/10000)
+	buf = append2(buf, u/100%100)
+	return append2(buf, u%100)
 }
 
-// appendPadded appends a non-negative n in decimal, left-padded with zeros to width.
-func appendPadded(buf []byte, n, width int) []byte {
-	var tmp [20]byte
-	i := len(tmp)
-	for n >= 10 || width > 1 {
-		i--
-		tmp[i] = byte('0' + n%10)
-		n /= 10
-		width--
-	}
-	i--
-	tmp[i] = byte('0' + n)
-	return append(buf, tmp[i:]...)
+// twoDigits holds "00" to "99" back to back.
+const twoDigits = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// append2 appends 0 <= n < 100 as two digits.
+func append2(buf []byte, n int) []byte {
+	return append(buf, twoDigits[2*n], twoDigits[2*n+1])
 }
 
 // PatientKeyID converts a patient key to the bigint stored in abouts.patient_key_id:

@@ -137,6 +137,19 @@ func TestAppendCopyText(t *testing.T) {
 	}
 }
 
+func FuzzAppendCopyText(f *testing.F) {
+	for _, s := range []string{"", "abc", `a\b`, "a\tb\n\r", "0123456789abcdef\x01\x0d\\", "Zoë"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := `\N`
+		if s != "" {
+			want = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`).Replace(s)
+		}
+		require.Equal(t, want, string(appendCopyText(nil, s)))
+	})
+}
+
 // TestAppendTestResultCopyAllocations is not parallel: AllocsPerRun counts every
 // goroutine's allocations and refuses to run during parallel tests.
 func TestAppendTestResultCopyAllocations(t *testing.T) {

@@ -121,8 +121,7 @@ func (v Version) parse(r *Record, line []byte, lineNo int) *RowError {
 		return &RowError{Line: lineNo, Reason: "unknown ECLRS version " + v.String()}
 	}
 
-	// A line without quotes needs none of the quoting rules, and its re-serialisation
-	// is the line itself (a "\n" would be quoted on re-serialisation, so exclude it).
+	// A line without quotes, the usual case, needs none of the quoting rules.
 	plain := bytes.IndexByte(line, '"') < 0
 	var count int
 	var err *RowError
@@ -146,6 +145,8 @@ func (v Version) parse(r *Record, line []byte, lineNo int) *RowError {
 	}
 	r.CountyID = county
 
+	// Without quotes or newlines the canonical re-serialisation is the line itself,
+	// so it can be hashed without building anything.
 	if plain && bytes.IndexByte(line, '\n') < 0 {
 		r.Checksum = v.checksumPlain(line)
 	} else {

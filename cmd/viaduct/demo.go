@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/viaduct-nys/viaduct/pkg/awstest"
+	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
+)
+
+// runDemo is `make demo`: the daemon's real path on local stand-ins. It starts S3 and SQS stand-ins in this process
+// (or uses AWS_ENDPOINT_URL when set), generates two overlapping ECLRS exports, uploads them and announces them as
+// S3 would, runs Engine 1 until the queue is empty, and prints the status table.
+func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c config
+	var rows int
+	s := newOptionSet("demo", "[flags]",
+		"Run Engine 1 end to end on local stand-ins for S3 and SQS with generated exports, then print the status table.", getenv)
+	addDatabase(s, &c)
+	s.String(&c.LogLevel, "log-level", "VIADUCT_LOG_LEVEL", "info", "Log level: debug, info, warn or error.")
+	s.String(&c.LogFormat, "log-format", "VIADUCT_LOG_FORMAT", "console", "Log format: json (one object per line) or console.")
+	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /healthz, /readyz and /metrics while the demo runs; empty disables.")
+	s.Int(&rows, "rows", "", 20_000, "Rows in each generated export.")
+	if err := s.parse(args, stdout); err != nil {
+		return usageError(err)
+	}
+	if err := c.validateCommon(); err != nil {
+		return usageError(err)
+	}
+	if rows <= 0 {
+		return usageError(fmt.Errorf("--rows %d must be positive", rows))
+	}
+	logger := newLogger(&c, stderr)
+	defer logger.Sync() //nolint:errcheck
+
+	if err := ensureDatabase(ctx, c.DatabaseURL, logger); err != nil {
+		return err
+	}
+	env, stop, err := awstest.Start(ctx)
+	if err != nil {
+		return fmt.Errorf("starting the S3/SQS stand-ins: %w", err)
+	}
+	defer stop()
+	names := awstest.DefaultNames()
+	res, err := env.CreateResources(ctx, names, nil)
+	if err != nil {
+		return fmt.Errorf("creating the bucket and queue: %w", err)
+	}
+	logger.Info("S3 and SQS stand-ins ready", zap.String("emulator", env.Emulator), zap.String("endpoint", env.Endpoint),
+		zap.String("bucket", names.Bucket), zap.String("queue_url", res.QueueURL))
+
+	// Two exports half an hour apart, as ECLRS sends them: the second repeats 95% of the first.
+	start := time.Now().UTC().Add(-30 * time.Minute).Truncate(time.Minute)
+	for i, first := range []int{0, rows / 20} {
+		at := start.Add(time.Duration(i) * 30 * time.Minute)
+		key := "COVID19_ECLRS_Export_positive_" + at.Format("2006-01-02 1504") + ".txt"
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(eclrsgen.Write(pw, eclrsgen.Options{Rows: rows, FirstRow: first, Seed: 1})) }()
+		if err := env.Upload(ctx, names.Bucket, key, pr); err != nil {
+			return fmt.Errorf("uploading %s: %w", key, err)
+		}
+		if err := env.Announce(ctx, res, names.Bucket, key, awstest.AnnounceOpts{EventTime: at}); err != nil {
+			return fmt.Errorf("announcing %s: %w", key, err)
+		}
+		logger.Info("export uploaded and announced", zap.String("key", key), zap.Int("rows", rows))
+	}
+
+	c.Engines[1] = true
+	c.UntilIdle = true
+	c.Migrate = true
+	c.SQSQueueURL = res.QueueURL
+	c.SQSWaitTime = time.Second
+	c.VisibilityTimeout = 5 * time.Minute
+	c.ShutdownGrace = 30 * time.Second
+	c.BatchRows = 10_000
+	c.S3PathStyle = "true"
+	if err := c.validateRun(); err != nil {
+		return err
+	}
+	hooks := daemonHooks{getenv: getenv, aws: &awsSetup{config: env.AWSConfig, s3: env.S3}}
+	if err := daemon(ctx, &c, logger, hooks); err != nil {
+		return err
+	}
+
+	pool, err := openPool(ctx, c.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	report, err := readStatus(ctx, pool)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	printStatus(stdout, report)
+	fmt.Fprintf(stdout, "\nThe database is %s; `go run ./cmd/viaduct status` shows these counts again.\n", redactURL(c.DatabaseURL))
+	return nil
+}
+
+// ensureDatabase creates the database named in databaseURL when the server does not have it yet, so the demo needs
+// nothing but a running server.
+func ensureDatabase(ctx context.Context, databaseURL string, logger *zap.Logger) error {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return fmt.Errorf("parsing the database URL: %w", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" || name == "postgres" {
+		return nil
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, admin.String())
+	if err != nil {
+		return fmt.Errorf("connecting to %s (is PostgreSQL running? `make db` starts it): %w", admin.Redacted(), err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		var already interface{ SQLState() string }
+		if errors.As(err, &already) && already.SQLState() == "42P04" {
+			return nil // created meanwhile by another process
+		}
+		return fmt.Errorf("creating database %s: %w", name, err)
+	}
+	logger.Info("created database", zap.String("database", name))
+	return nil
+}
