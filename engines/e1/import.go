@@ -59,7 +59,7 @@ type ImporterConfig struct {
 	BatchRows int
 	// ChunkLines is how many lines the reader hands a parse worker at a time. Defaults to 2,000.
 	ChunkLines int
-	// ParseWorkers is how many goroutines parse and checksum. Defaults to GOMAXPROCS.
+	// ParseWorkers is how many goroutines identify, parse and encode rows. Defaults to GOMAXPROCS.
 	ParseWorkers int
 	// ProgressInterval is how often a long import logs its progress. Defaults to 15 seconds.
 	ProgressInterval time.Duration
@@ -184,7 +184,24 @@ func (im *Importer) Import(ctx context.Context, obj eclrs.Object, open OpenFunc)
 			return nil, fmt.Errorf("notifying: %w", err)
 		}
 	}
-	return res, commit(ctx, tx, obj)
+	if err := commit(ctx, tx, obj); err != nil {
+		return nil, err
+	}
+	if res.New > 0 {
+		im.vacuum(ctx)
+	}
+	return res, nil
+}
+
+// vacuum marks the pages just written all-visible, so that the next import's de-duplication reads only the checksum
+// index (an index-only scan) instead of visiting the rows. (ANALYZE is left to autovacuum: sampling the wide table
+// costs more than the whole de-duplication.)
+// VACUUM skips pages already all-visible, so its cost follows the rows added, not the table. It is housekeeping:
+// failure is logged and autovacuum catches up later.
+func (im *Importer) vacuum(ctx context.Context) {
+	if _, err := im.pool.Exec(ctx, `VACUUM (SKIP_LOCKED) test_results`); err != nil && ctx.Err() == nil {
+		im.logger.Warn("vacuuming test_results after an import", zap.Error(err))
+	}
 }
 
 func commit(ctx context.Context, tx pgx.Tx, obj eclrs.Object) error {
@@ -240,10 +257,10 @@ type streamOutcome struct {
 	store   *store
 }
 
-// stream runs the pipeline over body: read lines → parse and checksum (several workers) → de-duplicate and insert
-// (one writer, in file order). Every channel between stages is bounded, so memory does not grow with the file.
+// stream runs the pipeline over body: read lines → identify (checksum and county, several workers) → de-duplicate,
+// parse what is new, insert (one writer, in file order). Every channel between stages is bounded, so memory does not grow with the file.
 func (im *Importer) stream(ctx context.Context, tx pgx.Tx, fileID int64, body io.Reader, name string) (streamOutcome, error) {
-	out := streamOutcome{store: newStore(tx, fileID)}
+	out := streamOutcome{}
 	lr := newLineReader(body)
 	header, err := lr.next()
 	if errors.Is(err, io.EOF) {
@@ -258,12 +275,13 @@ func (im *Importer) stream(ctx context.Context, tx pgx.Tx, fileID int64, body io
 	}
 
 	cfg := im.config
+	out.store = newStore(tx, fileID, out.version, cfg.ParseWorkers)
 	work := make(chan *chunk, cfg.ParseWorkers)
 	ordered := make(chan *chunk, 2*cfg.ParseWorkers)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return readChunks(gctx, lr, cfg.ChunkLines, work, ordered) })
 	for range cfg.ParseWorkers {
-		g.Go(func() error { return parseChunks(gctx, out.version, work) })
+		g.Go(func() error { return identifyChunks(gctx, out.version, work) })
 	}
 	g.Go(func() error {
 		n, err := im.write(gctx, out.store, ordered, name)
@@ -280,7 +298,7 @@ func (im *Importer) stream(ctx context.Context, tx pgx.Tx, fileID int64, body io
 // gathered. It returns the number of data rows seen.
 func (im *Importer) write(ctx context.Context, s *store, ordered <-chan *chunk, name string) (int64, error) {
 	var rows int64
-	batch := make([]*eclrs.Record, 0, im.config.BatchRows+im.config.ChunkLines)
+	batch := make([]*row, 0, im.config.BatchRows+im.config.ChunkLines)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -293,18 +311,18 @@ func (im *Importer) write(ctx context.Context, s *store, ordered <-chan *chunk, 
 	}
 	lastProgress := time.Now()
 	for c := range ordered {
-		var p *parsedChunk
+		var p *identifiedChunk
 		select {
-		case p = <-c.parsed:
+		case p = <-c.identified:
 		case <-ctx.Done():
 			return rows, ctx.Err()
 		}
-		rows += int64(len(p.records) + len(p.errors))
+		rows += int64(len(p.rows) + len(p.errors))
 		if err := s.writeErrors(ctx, p.errors); err != nil {
 			return rows, err
 		}
-		for i := range p.records {
-			batch = append(batch, &p.records[i])
+		for i := range p.rows {
+			batch = append(batch, &p.rows[i])
 		}
 		if len(batch) >= im.config.BatchRows {
 			if err := flush(); err != nil {

@@ -9,10 +9,21 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
-// parsedChunk is a chunk after parsing: the rows that parsed, in file order, and the rows that did not.
-type parsedChunk struct {
-	records []eclrs.Record
-	errors  []rowError
+// row is one data line after the identify stage: its identity, and its parsed fields when identifying it already
+// took the full parser. Rows that turn out to be new are parsed by the writer; the ~99% already imported never are.
+type row struct {
+	line   int
+	raw    []byte // the line, a slice of its chunk's data
+	sum    [32]byte
+	county int64
+	rec    *eclrs.Record // nil until parsed
+	err    *rowError     // set when parsing found the row malformed
+}
+
+// identifiedChunk is a chunk after the identify stage: its rows in file order, and its malformed rows.
+type identifiedChunk struct {
+	rows   []row
+	errors []rowError
 }
 
 // rowError is a malformed row with the line it came from, kept for file_row_errors.
@@ -21,38 +32,49 @@ type rowError struct {
 	raw string
 }
 
-// parseChunks is a parse worker: it turns chunks from work into parsedChunks on each chunk's own channel, so the
-// writer can take them in file order although several workers run at once.
-func parseChunks(ctx context.Context, version eclrs.Version, work <-chan *chunk) error {
+// identifyChunks is an identify worker: it turns chunks from work into identifiedChunks on each chunk's own channel,
+// so the writer can take them in file order although several workers run at once.
+func identifyChunks(ctx context.Context, version eclrs.Version, work <-chan *chunk) error {
 	for c := range work {
-		p := &parsedChunk{records: make([]eclrs.Record, 0, len(c.lines))}
+		out := &identifiedChunk{rows: make([]row, 0, len(c.lines))}
 		for i, line := range c.lines {
 			lineNo := c.lineNumbers[i]
 			if reason := unstorable(line, c.tooLong[i]); reason != "" {
-				p.errors = append(p.errors, rowError{
-					RowError: &eclrs.RowError{Line: lineNo, Reason: reason},
-					raw:      sanitize(line),
-				})
+				out.errors = append(out.errors, rowError{RowError: &eclrs.RowError{Line: lineNo, Reason: reason}, raw: sanitize(line)})
 				continue
 			}
-			rec, err := version.ParseLine(line, lineNo)
+			if sum, county, ok := version.Identify(line); ok {
+				out.rows = append(out.rows, row{line: lineNo, raw: line, sum: sum, county: county})
+				continue
+			}
+			// Quotes, a wrong field count or a bad county code: only the parser can tell which.
+			rec, err := parseRow(version, line, lineNo)
 			if err != nil {
-				re, ok := err.(*eclrs.RowError)
-				if !ok {
-					re = &eclrs.RowError{Line: lineNo, Reason: err.Error()}
-				}
-				p.errors = append(p.errors, rowError{RowError: re, raw: string(bytes.TrimSpace(line))})
+				out.errors = append(out.errors, *err)
 				continue
 			}
-			p.records = append(p.records, rec)
+			out.rows = append(out.rows, row{line: lineNo, raw: line, sum: rec.Checksum, county: rec.CountyID, rec: rec})
 		}
 		select {
-		case c.parsed <- p:
+		case c.identified <- out:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 	return nil
+}
+
+// parseRow parses a line fully, returning the record or the row error to record.
+func parseRow(version eclrs.Version, line []byte, lineNo int) (*eclrs.Record, *rowError) {
+	rec, err := version.ParseLine(line, lineNo)
+	if err != nil {
+		re, ok := err.(*eclrs.RowError)
+		if !ok {
+			re = &eclrs.RowError{Line: lineNo, Reason: err.Error()}
+		}
+		return nil, &rowError{RowError: re, raw: string(bytes.TrimSpace(line))}
+	}
+	return &rec, nil
 }
 
 // unstorable says why a line cannot be stored as text at all, or "". PostgreSQL text holds neither NUL bytes nor

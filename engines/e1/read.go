@@ -20,7 +20,7 @@ type chunk struct {
 	lines       [][]byte
 	lineNumbers []int        // the file line number of each line; the header is line 1
 	tooLong     map[int]bool // indexes of lines cut at maxLineBytes
-	parsed      chan *parsedChunk
+	identified  chan *identifiedChunk
 }
 
 // lineReader reads an export line by line. It reports only I/O errors; what a line contains is the parser's concern.
@@ -70,7 +70,7 @@ func readChunks(ctx context.Context, lr *lineReader, chunkLines int, work, order
 	defer close(work)
 	defer close(ordered)
 	for {
-		c := &chunk{data: make([]byte, 0, chunkLines*700), parsed: make(chan *parsedChunk, 1)}
+		c := &chunk{data: make([]byte, 0, chunkLines*700), identified: make(chan *identifiedChunk, 1)}
 		offsets := make([][2]int, 0, chunkLines)
 		lineNumbers := make([]int, 0, chunkLines)
 		var eof bool

@@ -3,6 +3,8 @@ package e1
 import (
 	"bytes"
 	"context"
+	"io"
+	"sync"
 	"encoding/hex"
 	"fmt"
 	"strconv"
@@ -25,18 +27,24 @@ type store struct {
 	counties map[int64]bool // counties known to exist in this transaction
 
 	// Reused between batches to keep the writer's allocations flat.
-	seen    map[[32]byte]struct{}
-	keys    [][]byte
-	fresh   []*eclrs.Record
-	copyBuf []byte
+	seen     map[[32]byte]struct{}
+	keys     [][]byte
+	fresh    []*eclrs.Record
+	copyBufs [][]byte
+
+	version eclrs.Version
+	workers int
 }
 
-func newStore(tx pgx.Tx, fileID int64) *store {
+func newStore(tx pgx.Tx, fileID int64, version eclrs.Version, workers int) *store {
 	return &store{
 		tx:       tx,
 		fileID:   fileID,
 		counties: make(map[int64]bool),
 		seen:     make(map[[32]byte]struct{}),
+		copyBufs: make([][]byte, workers),
+		version:  version,
+		workers:  workers,
 	}
 }
 
@@ -44,43 +52,54 @@ func newStore(tx pgx.Tx, fileID int64) *store {
 var testResultCopySQL = "COPY test_results (" + strings.Join(eclrs.TestResultColumns, ", ") +
 	", checksum, checksum_version, patient_key_id) FROM STDIN"
 
-// writeBatch classifies recs as new, matched or duplicate and inserts the new ones into test_results.
-func (s *store) writeBatch(ctx context.Context, recs []*eclrs.Record) error {
+// writeBatch classifies rows as new, matched, duplicate or malformed, and inserts the new ones into test_results.
+// Rows already known are counted from their identity alone; only the others are parsed, in parallel.
+func (s *store) writeBatch(ctx context.Context, rows []*row) error {
 	clear(s.seen)
 	s.keys = s.keys[:0]
-	unique := recs[:0:0]
-	for _, r := range recs {
-		if _, dup := s.seen[r.Checksum]; dup {
-			s.stats.Duplicate.Add(r.CountyID, 1)
-			continue
+	for _, r := range rows {
+		if _, dup := s.seen[r.sum]; !dup {
+			s.seen[r.sum] = struct{}{}
+			s.keys = append(s.keys, r.sum[:])
 		}
-		s.seen[r.Checksum] = struct{}{}
-		unique = append(unique, r)
-		s.keys = append(s.keys, r.Checksum[:])
 	}
-
 	known, err := s.lookup(ctx)
 	if err != nil {
 		return err
 	}
+	s.parseUnknown(rows, known)
 
+	clear(s.seen) // now: the checksums that are new in this batch
 	s.fresh = s.fresh[:0]
+	var malformed []rowError
 	var missingCounties []int64
-	for _, r := range unique {
-		firstSeen, ok := known[r.Checksum]
-		switch {
-		case !ok:
-			s.fresh = append(s.fresh, r)
-			s.stats.New.Add(r.CountyID, 1)
-			if !s.counties[r.CountyID] {
-				s.counties[r.CountyID] = true
-				missingCounties = append(missingCounties, r.CountyID)
+	for _, r := range rows {
+		if firstFile, ok := known[r.sum]; ok {
+			if firstFile == s.fileID {
+				s.stats.Duplicate.Add(r.county, 1)
+			} else {
+				s.stats.Matched.Add(r.county, 1)
 			}
-		case firstSeen == s.fileID:
-			s.stats.Duplicate.Add(r.CountyID, 1)
-		default:
-			s.stats.Matched.Add(r.CountyID, 1)
+			continue
 		}
+		if r.err != nil {
+			malformed = append(malformed, *r.err)
+			continue
+		}
+		if _, dup := s.seen[r.sum]; dup {
+			s.stats.Duplicate.Add(r.county, 1)
+			continue
+		}
+		s.seen[r.sum] = struct{}{}
+		s.fresh = append(s.fresh, r.rec)
+		s.stats.New.Add(r.county, 1)
+		if !s.counties[r.county] {
+			s.counties[r.county] = true
+			missingCounties = append(missingCounties, r.county)
+		}
+	}
+	if err := s.writeErrors(ctx, malformed); err != nil {
+		return err
 	}
 	if len(s.fresh) == 0 {
 		return nil
@@ -92,6 +111,35 @@ func (s *store) writeBatch(ctx context.Context, recs []*eclrs.Record) error {
 		}
 	}
 	return s.insert(ctx)
+}
+
+// parseUnknown fully parses the rows whose checksum is not known yet, spread over the workers.
+func (s *store) parseUnknown(rows []*row, known map[[32]byte]int64) {
+	todo := make([]*row, 0, len(rows))
+	for _, r := range rows {
+		if _, ok := known[r.sum]; !ok && r.rec == nil {
+			todo = append(todo, r)
+		}
+	}
+	parallel(s.workers, len(todo), func(lo, hi int) {
+		for _, r := range todo[lo:hi] {
+			r.rec, r.err = parseRow(s.version, r.raw, r.line)
+		}
+	})
+}
+
+// parallel calls f on workers contiguous parts of [0, n) at once and waits for them.
+func parallel(workers, n int, f func(lo, hi int)) {
+	if n < 256 || workers < 2 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	step := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += step {
+		wg.Go(func() { f(lo, min(lo+step, n)) })
+	}
+	wg.Wait()
 }
 
 // lookup returns the file that first had each checksum of s.keys already imported.
@@ -136,11 +184,22 @@ func (s *store) insert(ctx context.Context) error {
 		return fmt.Errorf("allocating test result ids: %w", err)
 	}
 
-	s.copyBuf = s.copyBuf[:0]
-	for i, r := range s.fresh {
-		s.copyBuf = appendIdentity(eclrs.AppendTestResultCopy(s.copyBuf, ids[i], s.fileID, r), r)
+	// Encoding costs about as much as parsing; the workers share it, each into a part of its own.
+	parts := make([][]byte, s.workers)
+	step := (len(s.fresh) + len(parts) - 1) / len(parts)
+	parallel(s.workers, len(s.fresh), func(lo, hi int) {
+		buf := s.copyBufs[lo/step][:0]
+		for i := lo; i < hi; i++ {
+			buf = appendIdentity(eclrs.AppendTestResultCopy(buf, ids[i], s.fileID, s.fresh[i]), s.fresh[i])
+		}
+		parts[lo/step] = buf
+	})
+	readers := make([]io.Reader, 0, len(parts))
+	for i, p := range parts {
+		s.copyBufs[i] = p
+		readers = append(readers, bytes.NewReader(p))
 	}
-	if _, err := s.tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(s.copyBuf), testResultCopySQL); err != nil {
+	if _, err := s.tx.Conn().PgConn().CopyFrom(ctx, io.MultiReader(readers...), testResultCopySQL); err != nil {
 		return fmt.Errorf("copying %d test results: %w", len(s.fresh), err)
 	}
 	return nil

@@ -27,7 +27,8 @@ var sequence atomic.Uint64
 
 // AnnounceOpts are the optional settings of Announce and AnnounceTestEvent.
 type AnnounceOpts struct {
-	// EventName is the record's eventName. Defaults to "ObjectCreated:Put".
+	// EventName is the record's eventName. Defaults to "ObjectCreated:Put"; Announce defaults to
+	// "ObjectCreated:CompleteMultipartUpload" instead when the object's ETag has the multipart form (md5-parts).
 	EventName string
 
 	// EventTime is the record's eventTime. Defaults to now.
@@ -69,6 +70,9 @@ func (e *Env) Announce(ctx context.Context, res Resources, bucket, key string, o
 		obj.VersionID = v
 	}
 
+	if opts.EventName == "" && strings.Contains(obj.ETag, "-") {
+		opts.EventName = "ObjectCreated:CompleteMultipartUpload"
+	}
 	body, err := ObjectCreatedEvent(obj, opts)
 	if err != nil {
 		return err

@@ -241,6 +241,38 @@ func TestEnv(t *testing.T) {
 		require.Equal(t, content, got)
 	})
 
+	t.Run("UploadMultipart", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, nil)
+		ctx := context.Background()
+
+		content := bytes.Repeat([]byte("multipart\n"), (2*PartSize+123)/10)
+		require.NoError(t, b.env.Upload(ctx, b.res.Names.Bucket, "big.TXT", bytes.NewReader(content)))
+
+		out, err := b.env.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.res.Names.Bucket), Key: aws.String("big.TXT")})
+		require.NoError(t, err)
+		defer out.Body.Close()
+		got, err := io.ReadAll(out.Body)
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(content, got), "downloaded %d bytes, uploaded %d", len(got), len(content))
+
+		require.NoError(t, b.env.Announce(ctx, b.res, b.res.Names.Bucket, "big.TXT", AnnounceOpts{Raw: true}))
+		msg := receiveOne(t, b.env, b.res.QueueURL, 10*time.Second)
+		body, _ := unwrap(t, aws.ToString(msg.Body))
+		rec := decodeEvent(t, body)
+		require.Equal(t, int64(len(content)), rec.S3.Object.Size)
+		// S3 gives a multipart object the ETag md5-of-part-md5s "-" parts and announces CompleteMultipartUpload;
+		// gofakes3's HeadObject gives the whole object's MD5, so Announce cannot tell and says Put.
+		if strings.Contains(rec.S3.Object.ETag, "-") {
+			require.Regexp(t, `-3$`, rec.S3.Object.ETag, "three parts")
+			require.Equal(t, "ObjectCreated:CompleteMultipartUpload", rec.EventName)
+		} else {
+			require.Equal(t, EmulatorInProcess, b.env.Emulator, "only gofakes3 hides the multipart ETag")
+			require.Equal(t, "ObjectCreated:Put", rec.EventName)
+		}
+		deleteMessage(t, b.env, b.res.QueueURL, msg)
+	})
+
 	t.Run("RedrivesToDeadLetterQueue", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, &CreateOpts{VisibilityTimeout: time.Second, MaxReceiveCount: 1})

@@ -35,14 +35,14 @@ type CreateOpts struct {
 
 // Resources are the created resources' addresses.
 type Resources struct {
-	Names Names
+	Names Names // what was asked for
 
-	DLQARN          string
-	DLQURL          string
-	QueueARN        string
-	QueueURL        string
-	SubscriptionARN string
-	TopicARN        string
+	DLQARN          string // dead-letter queue ARN, as in the queue's RedrivePolicy
+	DLQURL          string // dead-letter queue URL, to receive what was redriven
+	QueueARN        string // queue ARN, the topic subscription's endpoint
+	QueueURL        string // queue URL: the watermill-aws topic with TransparentUrlResolver, VIADUCT_SQS_QUEUE_URL
+	SubscriptionARN string // the topic's subscription to the queue
+	TopicARN        string // topic ARN, where Announce publishes
 }
 
 // CreateResources creates the bucket, the dead-letter queue, the queue (redriving to the dead-letter queue), the

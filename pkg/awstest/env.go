@@ -3,12 +3,14 @@ package awstest
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -72,6 +74,9 @@ func start(ctx context.Context, getenv func(string) string) (*Env, func(), error
 	}
 
 	if !external {
+		// The clients share one transport so that the cleanup can close its idle keep-alive connections; left
+		// open, their goroutines outlive the test and trip goleak.
+		transport := http.DefaultTransport.(*http.Transport).Clone()
 		url, err := sharedInProcess.acquire()
 		if err != nil {
 			return nil, nil, err
@@ -80,9 +85,16 @@ func start(ctx context.Context, getenv func(string) string) (*Env, func(), error
 			Region:       Region,
 			Credentials:  aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider("test", "test", "")),
 			BaseEndpoint: aws.String(url),
+			HTTPClient:   &http.Client{Transport: transport},
 		}
 		var once sync.Once
-		return newEnv(cfg, true, EmulatorInProcess, url), func() { once.Do(sharedInProcess.release) }, nil
+		cleanup := func() {
+			once.Do(func() {
+				transport.CloseIdleConnections()
+				sharedInProcess.release()
+			})
+		}
+		return newEnv(cfg, true, EmulatorInProcess, url), cleanup, nil
 	}
 
 	pathStyle := true
@@ -104,12 +116,19 @@ func start(ctx context.Context, getenv func(string) string) (*Env, func(), error
 	if err != nil {
 		return nil, nil, fmt.Errorf("loading AWS config: %w", err)
 	}
+	// As above, one transport the cleanup can close. The SDK's client may carry AWS_CA_BUNDLE's roots; GetTransport
+	// returns a copy with them, and the SDK only insists on its own client type while loading.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		transport = bc.GetTransport()
+	}
+	cfg.HTTPClient = &http.Client{Transport: transport}
 
 	emulator := EmulatorExternal
 	if strings.EqualFold(getenv("AWS_EMULATOR"), EmulatorLocalStack) {
 		emulator = EmulatorLocalStack
 	}
-	return newEnv(cfg, pathStyle, emulator, getenv("AWS_ENDPOINT_URL")), func() {}, nil
+	return newEnv(cfg, pathStyle, emulator, getenv("AWS_ENDPOINT_URL")), transport.CloseIdleConnections, nil
 }
 
 // newEnv builds the three clients from cfg.

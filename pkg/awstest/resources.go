@@ -38,10 +38,10 @@ var NotificationSuffixes = []string{".txt", ".TXT"}
 // Names are the names of one set of resources: a bucket announcing to a topic, which feeds a queue with a
 // dead-letter queue.
 type Names struct {
-	Bucket string
-	DLQ    string
-	Queue  string
-	Topic  string
+	Bucket string // S3 bucket the exports are uploaded to
+	DLQ    string // SQS dead-letter queue of Queue
+	Queue  string // SQS queue subscribed to Topic
+	Topic  string // SNS topic the bucket notifies
 }
 
 // DefaultNames returns the canonical names, the ones the LocalStack and fauxqs init files create.
