@@ -115,12 +115,12 @@ func (c *config) validateCommon() error {
 		errs = append(errs, errors.New("--database-url (DATABASE_URL) must be a postgres:// URL"))
 	}
 	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
+	case "", "debug", "info", "warn", "error": // "" when the command has no logging flags (status)
 	default:
 		errs = append(errs, fmt.Errorf("--log-level %q: use debug, info, warn or error", c.LogLevel))
 	}
 	switch c.LogFormat {
-	case "json", "console":
+	case "", "json", "console":
 	default:
 		errs = append(errs, fmt.Errorf("--log-format %q: use json or console", c.LogFormat))
 	}

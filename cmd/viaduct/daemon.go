@@ -28,10 +28,7 @@ func runDaemon(ctx context.Context, args []string, getenv func(string) string, s
 	addRun(s, &c)
 	addAWS(s, &c)
 	addE1(s, &c)
-	if err := s.parse(args, stdout); err != nil {
-		return usageError(err)
-	}
-	if err := c.validateRun(); err != nil {
+	if err := errors.Join(s.parse(args, stdout), c.validateRun()); err != nil { // every problem at once
 		return usageError(err)
 	}
 	logger := newLogger(&c, stderr)

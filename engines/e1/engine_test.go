@@ -1,0 +1,187 @@
+package e1
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/viaduct-nys/viaduct/pkg/awstest"
+	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+)
+
+// TestEngine runs Engine 1 for real: an S3 object uploaded, announced on SQS as S3 would (through SNS or directly),
+// received through watermill-aws, imported, and the message deleted. It runs against in-process emulators, or
+// unchanged against whatever AWS_ENDPOINT_URL names (fauxqs in CI, LocalStack where Docker exists).
+func TestEngine(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	env, stop, err := awstest.Start(ctx)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+
+	type testBundle struct {
+		db     *pgtest.DB
+		res    awstest.Resources
+		engine *Engine
+	}
+	setup := func(t *testing.T) *testBundle {
+		t.Helper()
+		db := pgtest.New(t)
+		res, err := env.CreateResources(ctx, awstest.UniqueNames("e1"), &awstest.CreateOpts{VisibilityTimeout: 30 * time.Second})
+		require.NoError(t, err)
+		engine, err := New(Config{
+			QueueURL:          res.QueueURL,
+			WaitTime:          time.Second,
+			UntilIdle:         true,
+			IdleCheckInterval: 200 * time.Millisecond,
+			VisibilityTimeout: 30 * time.Second,
+		}, Deps{Pool: db.Pool, AWSConfig: env.AWSConfig, S3: env.S3, Logger: zaptest.NewLogger(t)})
+		require.NoError(t, err)
+		return &testBundle{db: db, res: res, engine: engine}
+	}
+	upload := func(t *testing.T, b *testBundle, fixture, key string) {
+		t.Helper()
+		f, err := os.Open(filepath.Join("testdata", fixture))
+		require.NoError(t, err)
+		defer f.Close()
+		require.NoError(t, env.Upload(ctx, b.res.Names.Bucket, key, f))
+	}
+	announce := func(t *testing.T, b *testBundle, key string, opts awstest.AnnounceOpts) {
+		t.Helper()
+		require.NoError(t, env.Announce(ctx, b.res, b.res.Names.Bucket, key, opts))
+	}
+	// runUntilIdle runs the engine until it has drained the queue; a stuck engine fails the test instead of hanging.
+	runUntilIdle := func(t *testing.T, b *testBundle) {
+		t.Helper()
+		runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		require.NoError(t, b.engine.Run(runCtx))
+		require.NoError(t, runCtx.Err(), "the engine stopped because it was idle, not because time ran out")
+	}
+	files := func(t *testing.T, b *testBundle) map[string]*eclrs.File {
+		t.Helper()
+		rows, err := b.db.Pool.Query(ctx, `SELECT id FROM files`)
+		require.NoError(t, err)
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			require.NoError(t, rows.Scan(&id))
+			ids = append(ids, id)
+		}
+		require.NoError(t, rows.Err())
+		out := map[string]*eclrs.File{}
+		for _, id := range ids {
+			f, err := eclrs.GetFile(ctx, b.db.Pool, id)
+			require.NoError(t, err)
+			out[f.Filename] = f
+		}
+		return out
+	}
+	queueIsEmpty := func(t *testing.T, b *testBundle) {
+		t.Helper()
+		empty, err := b.engine.queueEmpty(ctx)
+		require.NoError(t, err)
+		require.True(t, empty, "every message was deleted")
+	}
+	testResults := func(t *testing.T, b *testBundle) int64 {
+		t.Helper()
+		var n int64
+		require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM test_results`).Scan(&n))
+		return n
+	}
+
+	t.Run("ImportsAnnouncedExportsThroughSNSAndDirectly", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		upload(t, b, "v3_three_rows.txt", "exports/COVID19_ECLRS_Export 2026-11-20 0800.TXT")
+		upload(t, b, "v3_with_aoe_answers.txt", "exports/COVID19_ECLRS_Export 2026-11-20 0830.txt")
+		announce(t, b, "exports/COVID19_ECLRS_Export 2026-11-20 0800.TXT", awstest.AnnounceOpts{EventTime: time.Now().Add(-time.Hour)})
+		announce(t, b, "exports/COVID19_ECLRS_Export 2026-11-20 0830.txt", awstest.AnnounceOpts{EventTime: time.Now(), Raw: true})
+
+		runUntilIdle(t, b)
+
+		got := files(t, b)
+		require.Len(t, got, 2)
+		first := got["s3://"+b.res.Names.Bucket+"/exports/COVID19_ECLRS_Export 2026-11-20 0800.TXT"]
+		require.NotNil(t, first, "the key is URL-decoded (spaces arrive as +)")
+		require.Equal(t, eclrs.FileImported, first.Status)
+		require.Equal(t, int64(3), first.Statistics.New.Total)
+		second := got["s3://"+b.res.Names.Bucket+"/exports/COVID19_ECLRS_Export 2026-11-20 0830.txt"]
+		require.Equal(t, eclrs.FileImported, second.Status)
+		require.Equal(t, int64(1), second.Statistics.New.Total)
+		require.Equal(t, int64(2), second.Statistics.Matched.Total)
+		require.Equal(t, int64(4), testResults(t, b))
+		queueIsEmpty(t, b)
+	})
+
+	t.Run("SameObjectAnnouncedTwiceImportsOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		upload(t, b, "v3_three_rows.txt", "twice.txt")
+		announce(t, b, "twice.txt", awstest.AnnounceOpts{})
+		announce(t, b, "twice.txt", awstest.AnnounceOpts{Raw: true})
+
+		runUntilIdle(t, b)
+
+		got := files(t, b)
+		require.Len(t, got, 1)
+		require.Equal(t, eclrs.FileImported, got["s3://"+b.res.Names.Bucket+"/twice.txt"].Status)
+		require.Equal(t, int64(3), testResults(t, b))
+		queueIsEmpty(t, b)
+	})
+
+	t.Run("OlderExportAnnouncedLateIsSkipped", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		upload(t, b, "v3_three_rows.txt", "newer.txt")
+		upload(t, b, "v3_with_aoe_answers.txt", "older.txt")
+		announce(t, b, "newer.txt", awstest.AnnounceOpts{EventTime: time.Now()})
+		runUntilIdle(t, b)
+		announce(t, b, "older.txt", awstest.AnnounceOpts{EventTime: time.Now().Add(-time.Hour)})
+		runUntilIdle(t, b)
+
+		got := files(t, b)
+		require.Equal(t, eclrs.FileSkipped, got["s3://"+b.res.Names.Bucket+"/older.txt"].Status)
+		require.Equal(t, int64(3), testResults(t, b))
+		queueIsEmpty(t, b)
+	})
+
+	t.Run("UnusableMessagesAreAcknowledgedNotLooped", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		upload(t, b, "v3_three_rows.txt", "report.csv")
+		upload(t, b, "bad_header.txt", "bad_header.txt")
+		announce(t, b, "report.csv", awstest.AnnounceOpts{})     // not an export
+		announce(t, b, "bad_header.txt", awstest.AnnounceOpts{}) // fails, with the reason recorded
+		// Announced, never uploaded (deleted before Engine 1 got to it).
+		missing, err := awstest.ObjectCreatedEvent(awstest.ObjectInfo{Bucket: b.res.Names.Bucket, Key: "missing.txt", ETag: "0f0f", Size: 10}, awstest.AnnounceOpts{})
+		require.NoError(t, err)
+		_, err = env.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(b.res.QueueURL), MessageBody: aws.String(string(missing))})
+		require.NoError(t, err)
+		require.NoError(t, env.AnnounceTestEvent(ctx, b.res, awstest.AnnounceOpts{}))
+		_, err = env.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(b.res.QueueURL), MessageBody: aws.String("not json")})
+		require.NoError(t, err)
+
+		runUntilIdle(t, b)
+
+		got := files(t, b)
+		require.Len(t, got, 2, "the .csv key is ignored without a files row")
+		bad := got["s3://"+b.res.Names.Bucket+"/bad_header.txt"]
+		require.Equal(t, eclrs.FileFailed, bad.Status)
+		require.Contains(t, bad.FailureReason, "unexpected header")
+		gone := got["s3://"+b.res.Names.Bucket+"/missing.txt"]
+		require.Equal(t, eclrs.FileFailed, gone.Status)
+		require.Contains(t, gone.FailureReason, "missing.txt")
+		require.Zero(t, testResults(t, b))
+		queueIsEmpty(t, b)
+	})
+}
