@@ -26,14 +26,16 @@ func runExtract(ctx context.Context, args []string, getenv func(string) string, 
 	addLogging(s, &c)
 	addAWS(s, &c)
 	s.Int(&c.BatchRows, "batch-rows", "VIADUCT_E1_BATCH_ROWS", 10_000, "Rows de-duplicated and inserted per batch.")
-	if err := s.parse(args, stdout); err != nil {
-		return usageError(err)
+	parseErr := s.parse(args, stdout)
+	if errors.Is(parseErr, errHelp) {
+		return parseErr
 	}
 	files := s.fs.Args()
+	var noFiles error
 	if len(files) == 0 {
-		return usageError(errors.New("name at least one file (a path or s3://bucket/key)"))
+		noFiles = errors.New("name at least one file (a path or s3://bucket/key)")
 	}
-	if err := c.validateCommon(); err != nil {
+	if err := errors.Join(parseErr, noFiles, c.validateCommon()); err != nil {
 		return usageError(err)
 	}
 	logger := newLogger(&c, stderr)

@@ -17,6 +17,7 @@ func newLogger(c *config, out io.Writer) *zap.Logger {
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.TimeKey = "time"
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	encCfg.EncodeDuration = zapcore.StringDurationEncoder
 	var enc zapcore.Encoder
 	if c.LogFormat == "console" {
 		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder

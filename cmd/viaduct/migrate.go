@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,10 +17,9 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		"Apply River's and Viaduct's migrations. Several hosts may run it at once: one migrates, the others wait and find nothing to do.", getenv)
 	addDatabase(s, &c)
 	addLogging(s, &c)
-	if err := s.parse(args, stdout); err != nil {
-		return usageError(err)
-	}
-	if err := c.validateCommon(); err != nil {
+	if err := s.parse(args, stdout); errors.Is(err, errHelp) {
+		return err
+	} else if err := errors.Join(err, c.validateCommon()); err != nil {
 		return usageError(err)
 	}
 	logger := newLogger(&c, stderr)

@@ -62,6 +62,7 @@ func (s *optionSet) Duration(p *time.Duration, name, env string, def time.Durati
 	v, err := time.ParseDuration(raw)
 	if err != nil {
 		s.errs = append(s.errs, fmt.Errorf("%s=%q: not a duration (e.g. 30s, 5m)", env, raw))
+		v = def // so that only the real problem is reported, not a knock-on "must be positive"
 	}
 	s.fs.DurationVar(p, name, v, help)
 }
@@ -71,6 +72,7 @@ func (s *optionSet) Int(p *int, name, env string, def int, help string) {
 	v, err := strconv.Atoi(raw)
 	if err != nil {
 		s.errs = append(s.errs, fmt.Errorf("%s=%q: not a whole number", env, raw))
+		v = def
 	}
 	s.fs.IntVar(p, name, v, help)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -24,10 +25,9 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 	s := newOptionSet("status", "[flags]", "Print counts per stage: files imported and failed, test results, malformed rows.", getenv)
 	addDatabase(s, &c)
 	s.Bool(&asJSON, "json", "", false, "Print JSON instead of a table.")
-	if err := s.parse(args, stdout); err != nil {
-		return usageError(err)
-	}
-	if err := c.validateCommon(); err != nil {
+	if err := s.parse(args, stdout); errors.Is(err, errHelp) {
+		return err
+	} else if err := errors.Join(err, c.validateCommon()); err != nil {
 		return usageError(err)
 	}
 	pool, err := openPool(ctx, c.DatabaseURL)
@@ -65,7 +65,7 @@ func readStatus(ctx context.Context, db interface {
 }
 
 func printStatus(w io.Writer, r *statusReport) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STAGE\tWHAT\tCOUNT\t")
 	row := func(stage, what string, n int64) { fmt.Fprintf(tw, "%s\t%s\t%d\t\n", stage, what, n) }
 	row("e1", "files imported", r.E1.Files[eclrs.FileImported])

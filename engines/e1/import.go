@@ -275,7 +275,7 @@ func (im *Importer) stream(ctx context.Context, tx pgx.Tx, fileID int64, body io
 	}
 
 	cfg := im.config
-	out.store = newStore(tx, fileID, out.version, cfg.ParseWorkers)
+	out.store = newStore(tx, im.pool, fileID, out.version, cfg.ParseWorkers)
 	work := make(chan *chunk, cfg.ParseWorkers)
 	ordered := make(chan *chunk, 2*cfg.ParseWorkers)
 	g, gctx := errgroup.WithContext(ctx)
