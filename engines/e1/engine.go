@@ -239,18 +239,25 @@ func (e *Engine) handle(ctx context.Context, msg *message.Message) {
 		return
 	}
 
-	importCtx, stopExtending := context.WithCancel(ctx)
+	// Keep the message hidden for as long as the imports take. Extending must stop before the message is
+	// acknowledged: an extension after the delete fails.
+	extendCtx, stopExtending := context.WithCancel(ctx)
 	var extending sync.WaitGroup
 	if receipt := msg.Metadata.Get(ReceiptHandleMetadataKey); receipt != "" {
 		extending.Go(func() {
-			ExtendVisibility(importCtx, e.sqs, e.config.QueueURL, receipt, e.config.VisibilityTimeout/3, e.config.VisibilityTimeout,
+			ExtendVisibility(extendCtx, e.sqs, e.config.QueueURL, receipt, e.config.VisibilityTimeout/3, e.config.VisibilityTimeout,
 				func(err error) { log.Warn("extending the message's visibility", zap.Error(err)) })
 		})
 	}
-	defer func() {
+	settle := func(ack bool) {
 		stopExtending()
 		extending.Wait()
-	}()
+		if ack {
+			msg.Ack()
+		} else {
+			msg.Nack()
+		}
+	}
 
 	for _, n := range notes {
 		flog := log.With(zap.String("file", n.filename()))
@@ -259,7 +266,7 @@ func (e *Engine) handle(ctx context.Context, msg *message.Message) {
 			e.deps.Metrics.notification("ignored")
 			continue
 		}
-		res, err := e.importer.Import(importCtx, n.object(), e.opener(n))
+		res, err := e.importer.Import(ctx, n.object(), e.opener(n))
 		if err != nil {
 			if ctx.Err() != nil {
 				flog.Info("import interrupted by shutdown; the notification will be redelivered")
@@ -267,14 +274,14 @@ func (e *Engine) handle(ctx context.Context, msg *message.Message) {
 				flog.Error("import failed; the notification will be redelivered", zap.Error(err))
 			}
 			e.deps.Metrics.notification("retry")
-			msg.Nack()
+			settle(false)
 			return
 		}
 		e.deps.Metrics.observeImport(res)
 		logResult(flog, res)
 	}
 	e.deps.Metrics.notification("done")
-	msg.Ack()
+	settle(true)
 }
 
 // logResult logs one import at the level its outcome deserves.
