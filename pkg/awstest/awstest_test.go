@@ -51,25 +51,6 @@ func receiveOne(t *testing.T, env *Env, queueURL string, within time.Duration) s
 	}
 }
 
-// requireEmpty fails if a message arrives on the queue within the given time.
-func requireEmpty(t *testing.T, env *Env, queueURL string, within time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	for ctx.Err() == nil {
-		out, err := env.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl:            aws.String(queueURL),
-			MaxNumberOfMessages: 1,
-			WaitTimeSeconds:     1,
-		})
-		if ctx.Err() != nil {
-			return
-		}
-		require.NoError(t, err)
-		require.Empty(t, out.Messages, "queue %s should be empty", queueURL)
-	}
-}
-
 // deleteMessage acknowledges a received message.
 func deleteMessage(t *testing.T, env *Env, queueURL string, msg sqstypes.Message) {
 	t.Helper()
