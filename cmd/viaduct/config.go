@@ -42,16 +42,54 @@ type config struct {
 
 func addDatabase(s *optionSet, c *config) {
 	s.String(&c.DatabaseURL, "database-url", "DATABASE_URL", defaultDatabaseURL, "PostgreSQL connection URL.")
+	s.check(func() error {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return errors.New("--database-url (DATABASE_URL) must be a postgres:// URL")
+		}
+		return nil
+	})
 }
 
-func addLogging(s *optionSet, c *config) {
+// addLogging declares the logging options; format is the default log format.
+func addLogging(s *optionSet, c *config, format string) {
 	s.String(&c.LogLevel, "log-level", "VIADUCT_LOG_LEVEL", "info", "Log level: debug, info, warn or error.")
-	s.String(&c.LogFormat, "log-format", "VIADUCT_LOG_FORMAT", "json", "Log format: json (one object per line) or console.")
+	s.String(&c.LogFormat, "log-format", "VIADUCT_LOG_FORMAT", format, "Log format: json (one object per line) or console.")
+	s.check(func() error {
+		var errs []error
+		switch c.LogLevel {
+		case "debug", "info", "warn", "error":
+		default:
+			errs = append(errs, fmt.Errorf("--log-level %q: use debug, info, warn or error", c.LogLevel))
+		}
+		switch c.LogFormat {
+		case "json", "console":
+		default:
+			errs = append(errs, fmt.Errorf("--log-format %q: use json or console", c.LogFormat))
+		}
+		return errors.Join(errs...)
+	})
 }
 
 func addAWS(s *optionSet, c *config) {
 	s.String(&c.S3PathStyle, "s3-path-style", "S3_USE_PATH_STYLE", "auto",
 		"Address S3 buckets by path (true) or virtual host (false); auto means path style when AWS_ENDPOINT_URL* is set.")
+	s.check(func() error {
+		switch c.S3PathStyle {
+		case "auto", "true", "false":
+			return nil
+		}
+		return fmt.Errorf("--s3-path-style %q: use auto, true or false", c.S3PathStyle)
+	})
+}
+
+func addBatchRows(s *optionSet, c *config) {
+	s.Int(&c.BatchRows, "batch-rows", "VIADUCT_E1_BATCH_ROWS", 10_000, "Rows de-duplicated and inserted per batch.")
+	s.check(func() error {
+		if c.BatchRows <= 0 {
+			return fmt.Errorf("--batch-rows %d must be positive", c.BatchRows)
+		}
+		return nil
+	})
 }
 
 func addE1(s *optionSet, c *config) {
@@ -59,7 +97,7 @@ func addE1(s *optionSet, c *config) {
 	s.Duration(&c.VisibilityTimeout, "sqs-visibility-timeout", "VIADUCT_SQS_VISIBILITY_TIMEOUT", 5*time.Minute,
 		"How long each extension keeps a message being imported hidden from other consumers.")
 	s.Duration(&c.SQSWaitTime, "sqs-wait-time", "VIADUCT_SQS_WAIT_TIME", 20*time.Second, "SQS long-poll wait per receive (0 to 20s).")
-	s.Int(&c.BatchRows, "batch-rows", "VIADUCT_E1_BATCH_ROWS", 10_000, "Rows de-duplicated and inserted per batch.")
+	addBatchRows(s, c)
 }
 
 func addRun(s *optionSet, c *config) {
@@ -71,6 +109,13 @@ func addRun(s *optionSet, c *config) {
 	for n := 1; n <= 5; n++ {
 		s.Bool(&c.Engines[n], fmt.Sprintf("e%d", n), fmt.Sprintf("VIADUCT_E%d_ENABLED", n), false, engineHelp[n])
 	}
+	s.check(func() error {
+		if c.ShutdownGrace <= 0 {
+			return fmt.Errorf("--shutdown-grace %s must be positive", c.ShutdownGrace)
+		}
+		return nil
+	})
+	s.check(c.validateEngines)
 }
 
 var engineHelp = [6]string{1: "Enable Engine 1, the ECLRS extractor (SQS → S3 → test_results).",
@@ -80,10 +125,9 @@ var engineHelp = [6]string{1: "Enable Engine 1, the ECLRS extractor (SQS → S3 
 // implementedEngines are the engines this build has. Enabling another fails at start instead of running a stub.
 var implementedEngines = [6]bool{1: true}
 
-// validateRun reports every problem with a `run` configuration at once.
-func (c *config) validateRun() error {
+// validateEngines reports every problem with the set of enabled engines at once.
+func (c *config) validateEngines() error {
 	var errs []error
-	errs = append(errs, c.validateCommon())
 	any := false
 	for n := 1; n <= 5; n++ {
 		if !c.Engines[n] {
@@ -99,35 +143,6 @@ func (c *config) validateRun() error {
 	}
 	if c.Engines[1] && c.SQSQueueURL == "" {
 		errs = append(errs, errors.New("--e1 needs --sqs-queue-url (VIADUCT_SQS_QUEUE_URL)"))
-	}
-	if c.ShutdownGrace <= 0 {
-		errs = append(errs, fmt.Errorf("--shutdown-grace %s must be positive", c.ShutdownGrace))
-	}
-	if c.BatchRows <= 0 {
-		errs = append(errs, fmt.Errorf("--batch-rows %d must be positive", c.BatchRows))
-	}
-	return errors.Join(errs...)
-}
-
-func (c *config) validateCommon() error {
-	var errs []error
-	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		errs = append(errs, errors.New("--database-url (DATABASE_URL) must be a postgres:// URL"))
-	}
-	switch c.LogLevel {
-	case "", "debug", "info", "warn", "error": // "" when the command has no logging flags (status)
-	default:
-		errs = append(errs, fmt.Errorf("--log-level %q: use debug, info, warn or error", c.LogLevel))
-	}
-	switch c.LogFormat {
-	case "", "json", "console":
-	default:
-		errs = append(errs, fmt.Errorf("--log-format %q: use json or console", c.LogFormat))
-	}
-	switch c.S3PathStyle {
-	case "", "auto", "true", "false": // "" when the command has no AWS flags
-	default:
-		errs = append(errs, fmt.Errorf("--s3-path-style %q: use auto, true or false", c.S3PathStyle))
 	}
 	return errors.Join(errs...)
 }

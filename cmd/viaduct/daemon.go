@@ -24,11 +24,11 @@ func runDaemon(ctx context.Context, args []string, getenv func(string) string, s
 	var c config
 	s := newOptionSet("run", "[flags]", "Run the enabled engines until SIGINT/SIGTERM, or with --until-idle until none finds ready work.", getenv)
 	addDatabase(s, &c)
-	addLogging(s, &c)
+	addLogging(s, &c, "json")
 	addRun(s, &c)
 	addAWS(s, &c)
 	addE1(s, &c)
-	if err := errors.Join(s.parse(args, stdout), c.validateRun()); err != nil { // every problem at once
+	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
 	}
 	logger := newLogger(&c, stderr)

@@ -25,18 +25,17 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	s := newOptionSet("demo", "[flags]",
 		"Run Engine 1 end to end on local stand-ins for S3 and SQS with generated exports, then print the status table.", getenv)
 	addDatabase(s, &c)
-	s.String(&c.LogLevel, "log-level", "VIADUCT_LOG_LEVEL", "info", "Log level: debug, info, warn or error.")
-	s.String(&c.LogFormat, "log-format", "VIADUCT_LOG_FORMAT", "console", "Log format: json (one object per line) or console.")
+	addLogging(s, &c, "console")
 	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /healthz, /readyz and /metrics while the demo runs; empty disables.")
 	s.Int(&rows, "rows", "", 20_000, "Rows in each generated export.")
+	s.check(func() error {
+		if rows <= 0 {
+			return fmt.Errorf("--rows %d must be positive", rows)
+		}
+		return nil
+	})
 	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
-	}
-	if err := c.validateCommon(); err != nil {
-		return usageError(err)
-	}
-	if rows <= 0 {
-		return usageError(fmt.Errorf("--rows %d must be positive", rows))
 	}
 	logger := newLogger(&c, stderr)
 	defer logger.Sync() //nolint:errcheck
@@ -82,7 +81,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	c.ShutdownGrace = 30 * time.Second
 	c.BatchRows = 10_000
 	c.S3PathStyle = "true"
-	if err := c.validateRun(); err != nil {
+	if err := c.validateEngines(); err != nil {
 		return err
 	}
 	hooks := daemonHooks{getenv: getenv, aws: &awsSetup{config: env.AWSConfig, s3: env.S3}}

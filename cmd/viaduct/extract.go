@@ -23,21 +23,19 @@ func runExtract(ctx context.Context, args []string, getenv func(string) string, 
 		"Import ECLRS exports exactly as Engine 1 does (same de-duplication, same files rows) and print one JSON object\n"+
 			"per file: file, status, version, rows, new, matched, duplicate, errors, seconds. Exits 1 if any file failed.", getenv)
 	addDatabase(s, &c)
-	addLogging(s, &c)
+	addLogging(s, &c, "json")
 	addAWS(s, &c)
-	s.Int(&c.BatchRows, "batch-rows", "VIADUCT_E1_BATCH_ROWS", 10_000, "Rows de-duplicated and inserted per batch.")
-	parseErr := s.parse(args, stdout)
-	if errors.Is(parseErr, errHelp) {
-		return parseErr
-	}
-	files := s.fs.Args()
-	var noFiles error
-	if len(files) == 0 {
-		noFiles = errors.New("name at least one file (a path or s3://bucket/key)")
-	}
-	if err := errors.Join(parseErr, noFiles, c.validateCommon()); err != nil {
+	addBatchRows(s, &c)
+	s.check(func() error {
+		if s.fs.NArg() == 0 {
+			return errors.New("name at least one file (a path or s3://bucket/key)")
+		}
+		return nil
+	})
+	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
 	}
+	files := s.fs.Args()
 	logger := newLogger(&c, stderr)
 	defer logger.Sync() //nolint:errcheck
 	pool, err := openPool(ctx, c.DatabaseURL)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,10 +15,8 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	s := newOptionSet("migrate", "[flags]",
 		"Apply River's and Viaduct's migrations. Several hosts may run it at once: one migrates, the others wait and find nothing to do.", getenv)
 	addDatabase(s, &c)
-	addLogging(s, &c)
-	if err := s.parse(args, stdout); errors.Is(err, errHelp) {
-		return err
-	} else if err := errors.Join(err, c.validateCommon()); err != nil {
+	addLogging(s, &c, "json")
+	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
 	}
 	logger := newLogger(&c, stderr)

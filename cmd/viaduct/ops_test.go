@@ -148,7 +148,7 @@ func TestDaemonOps(t *testing.T) {
 		BatchRows:     1000,
 	}
 	c.Engines[1] = true
-	require.NoError(t, c.validateRun())
+	require.NoError(t, c.validateEngines())
 
 	runCtx, cancel := context.WithCancel(ctx)
 	ready := make(chan string, 1)

@@ -22,6 +22,7 @@ type optionSet struct {
 	opts    []*option
 	getenv  func(string) string
 	errs    []error
+	checks  []func() error
 }
 
 type option struct {
@@ -77,10 +78,15 @@ func (s *optionSet) Int(p *int, name, env string, def int, help string) {
 	s.fs.IntVar(p, name, v, help)
 }
 
+// check registers a validation that parse runs once the values are final. Options register the checks of their
+// own values where they are declared, so a command validates exactly the options it has.
+func (s *optionSet) check(f func() error) { s.checks = append(s.checks, f) }
+
 // errHelp is returned by parse when --help was asked for; the help text has been written.
 var errHelp = errors.New("help requested")
 
-// parse parses args and reports every problem at once: bad environment values and bad flags together.
+// parse parses args, runs the checks and reports every problem at once: bad environment values, bad flags and
+// invalid values together.
 func (s *optionSet) parse(args []string, out io.Writer) error {
 	for _, a := range args {
 		if a == "-h" || a == "--help" || a == "-help" {
@@ -90,6 +96,9 @@ func (s *optionSet) parse(args []string, out io.Writer) error {
 	}
 	if err := s.fs.Parse(args); err != nil {
 		s.errs = append(s.errs, err)
+	}
+	for _, check := range s.checks {
+		s.errs = append(s.errs, check())
 	}
 	return errors.Join(s.errs...)
 }

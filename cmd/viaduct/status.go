@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -25,9 +24,7 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 	s := newOptionSet("status", "[flags]", "Print counts per stage: files imported and failed, test results, malformed rows.", getenv)
 	addDatabase(s, &c)
 	s.Bool(&asJSON, "json", "", false, "Print JSON instead of a table.")
-	if err := s.parse(args, stdout); errors.Is(err, errHelp) {
-		return err
-	} else if err := errors.Join(err, c.validateCommon()); err != nil {
+	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
 	}
 	pool, err := openPool(ctx, c.DatabaseURL)
