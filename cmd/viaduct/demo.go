@@ -89,17 +89,10 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 
-	pool, err := openPool(ctx, c.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	report, err := readStatus(ctx, pool)
-	if err != nil {
-		return err
-	}
 	fmt.Fprintln(stdout)
-	printStatus(stdout, report)
+	if err := writeStatus(ctx, c.DatabaseURL, stdout, false); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "\nThe database is %s; `go run ./cmd/viaduct status` shows these counts again.\n", redactURL(c.DatabaseURL))
 	return nil
 }

@@ -27,7 +27,12 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
 	}
-	pool, err := openPool(ctx, c.DatabaseURL)
+	return writeStatus(ctx, c.DatabaseURL, stdout, asJSON)
+}
+
+// writeStatus reads the counts of the database at databaseURL and writes them as a table, or as JSON.
+func writeStatus(ctx context.Context, databaseURL string, w io.Writer, asJSON bool) error {
+	pool, err := openPool(ctx, databaseURL)
 	if err != nil {
 		return err
 	}
@@ -37,11 +42,11 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(report)
 	}
-	printStatus(stdout, report)
+	printStatus(w, report)
 	return nil
 }
 

@@ -332,7 +332,7 @@ func S3Opener(client S3API, bucket, key, versionID string) OpenFunc {
 		if err != nil {
 			var noKey *s3types.NoSuchKey
 			var noBucket *s3types.NoSuchBucket
-			if errors.As(err, &noKey) || errors.As(err, &noBucket) || isAccessDenied(err) {
+			if errors.As(err, &noKey) || errors.As(err, &noBucket) || hasPermanentCode(err) {
 				return nil, &PermanentError{Err: fmt.Errorf("reading s3://%s/%s: %w", bucket, key, err)}
 			}
 			return nil, fmt.Errorf("reading s3://%s/%s: %w", bucket, key, err)
@@ -341,7 +341,9 @@ func S3Opener(client S3API, bucket, key, versionID string) OpenFunc {
 	}
 }
 
-func isAccessDenied(err error) bool {
+// hasPermanentCode catches what the typed errors above miss: denied reads, and emulators that report a missing key
+// by its code alone.
+func hasPermanentCode(err error) bool {
 	var apiErr interface{ ErrorCode() string }
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode() == "AccessDenied" || apiErr.ErrorCode() == "NoSuchKey")
 }

@@ -194,10 +194,9 @@ func (im *Importer) Import(ctx context.Context, obj eclrs.Object, open OpenFunc)
 }
 
 // vacuum marks the pages just written all-visible, so that the next import's de-duplication reads only the checksum
-// index (an index-only scan) instead of visiting the rows. (ANALYZE is left to autovacuum: sampling the wide table
-// costs more than the whole de-duplication.)
-// VACUUM skips pages already all-visible, so its cost follows the rows added, not the table. It is housekeeping:
-// failure is logged and autovacuum catches up later.
+// index (an index-only scan) instead of visiting the rows. VACUUM skips pages already all-visible, so its cost
+// follows the rows added, not the table. ANALYZE is left to autovacuum: sampling the wide table costs more than the
+// whole de-duplication. It is housekeeping: failure is logged and autovacuum catches up later.
 func (im *Importer) vacuum(ctx context.Context) {
 	if _, err := im.pool.Exec(ctx, `VACUUM (SKIP_LOCKED) test_results`); err != nil && ctx.Err() == nil {
 		im.logger.Warn("vacuuming test_results after an import", zap.Error(err))
@@ -258,7 +257,8 @@ type streamOutcome struct {
 }
 
 // stream runs the pipeline over body: read lines → identify (checksum and county, several workers) → de-duplicate,
-// parse what is new, insert (one writer, in file order). Every channel between stages is bounded, so memory does not grow with the file.
+// parse what is new, insert (one writer, in file order). Every channel between stages is bounded, so memory does not
+// grow with the file.
 func (im *Importer) stream(ctx context.Context, tx pgx.Tx, fileID int64, body io.Reader, name string) (streamOutcome, error) {
 	out := streamOutcome{}
 	lr := newLineReader(body)
