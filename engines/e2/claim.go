@@ -1,0 +1,132 @@
+package e2
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+
+	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+)
+
+// claimed is a test result taken for processing, with its earlier failed attempts.
+type claimed struct {
+	eclrs.TestResult
+	attempts int
+}
+
+// readyCondition is the data-at-rest contract: a test result is ready when it has no finished event (processed or
+// processing_failed) and is not waiting for a retry.
+const readyCondition = `NOT EXISTS (SELECT 1 FROM test_result_events f WHERE f.test_result_id = tr.id AND f.finished)
+	AND NOT EXISTS (SELECT 1 FROM test_result_attempts w WHERE w.test_result_id = tr.id AND w.next_attempt_at > now())`
+
+// claimAfter locks up to limit ready test results with ids above after, in id order. Rows another transaction holds
+// are skipped, so several workers and daemons never take the same result.
+func claimAfter(ctx context.Context, tx pgx.Tx, after int64, limit int) ([]claimed, error) {
+	return claim(ctx, tx, `tr.id > $1 AND `+readyCondition+` ORDER BY tr.id LIMIT $2`, after, limit)
+}
+
+// claimIDs locks the given test results if they are still ready.
+func claimIDs(ctx context.Context, tx pgx.Tx, ids []int64) ([]claimed, error) {
+	return claim(ctx, tx, `tr.id = ANY($1) AND `+readyCondition+` ORDER BY tr.id`, ids)
+}
+
+func claim(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]claimed, error) {
+	rows, err := tx.Query(ctx, `SELECT `+eclrs.TestResultSelectList+`,
+		       coalesce((SELECT a.attempts FROM test_result_attempts a WHERE a.test_result_id = tr.id), 0)
+		  FROM test_results tr
+		 WHERE `+where+`
+		   FOR UPDATE OF tr SKIP LOCKED`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("claiming test results: %w", err)
+	}
+	defer rows.Close()
+	var out []claimed
+	for rows.Next() {
+		var c claimed
+		tr, err := eclrs.ScanTestResult(scanWithAttempts{rows, &c.attempts})
+		if err != nil {
+			return nil, fmt.Errorf("reading a claimed test result: %w", err)
+		}
+		c.TestResult = tr
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claiming test results: %w", err)
+	}
+	return out, nil
+}
+
+// scanWithAttempts lets eclrs.ScanTestResult read a row that has one extra column, the attempts so far.
+type scanWithAttempts struct {
+	pgx.Rows
+	attempts *int
+}
+
+func (s scanWithAttempts) Scan(dest ...any) error { return s.Rows.Scan(append(dest, s.attempts)...) }
+
+// nextFloor returns the highest id at or below which every test result is finished, starting from floor. Engine 1
+// imports one file at a time under a database-wide lock, so test result ids are committed in increasing order and a
+// row can never appear below the floor later; the floor is still reset now and then (see runBatch) so that a row
+// inserted some other way is found.
+func nextFloor(ctx context.Context, db eclrs.DBTX, floor int64) (int64, error) {
+	var next int64
+	err := db.QueryRow(ctx, `SELECT coalesce(
+		    (SELECT min(tr.id) - 1 FROM test_results tr
+		      WHERE tr.id > $1
+		        AND NOT EXISTS (SELECT 1 FROM test_result_events f WHERE f.test_result_id = tr.id AND f.finished)),
+		    (SELECT coalesce(max(id), 0) FROM test_results))`, floor).Scan(&next)
+	if err != nil {
+		return floor, fmt.Errorf("finding the first unfinished test result: %w", err)
+	}
+	return max(next, floor), nil
+}
+
+// floorRescanInterval is how often the floor goes back to zero, as a safety net for rows inserted out of order.
+const floorRescanInterval = 10 * time.Minute
+
+// runBatch claims up to BatchSize ready test results and processes them in one transaction, and returns how many it
+// claimed. When that transaction fails, each of its results is tried alone in a transaction of its own, so one bad
+// result cannot hold back the others; a result that fails alone has the failure recorded: a retry later, or after
+// the last attempt a processing_failed event with the reason.
+func (e *Engine) runBatch(ctx context.Context) (int, error) {
+	e.mu.Lock()
+	floor := e.floor
+	e.mu.Unlock()
+
+	ids, err := e.processBatch(ctx, func(tx pgx.Tx) ([]claimed, error) { return claimAfter(ctx, tx, floor, e.config.BatchSize) })
+	if err != nil && len(ids) == 0 {
+		return 0, err
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, nil
+		}
+		e.logger.Warn("batch failed; processing its test results one at a time",
+			zap.Int("test_results", len(ids)), zap.Error(err))
+		for _, id := range ids {
+			if _, err := e.processBatch(ctx, func(tx pgx.Tx) ([]claimed, error) { return claimIDs(ctx, tx, []int64{id}) }); err != nil {
+				if ctx.Err() != nil {
+					return 0, nil
+				}
+				if err := e.recordFailure(ctx, id, err); err != nil {
+					return 0, err
+				}
+			}
+		}
+		return len(ids), nil
+	}
+	if next, err := nextFloor(ctx, e.deps.Pool, floor); err == nil {
+		e.mu.Lock()
+		e.floor = max(e.floor, next)
+		if time.Since(e.floorSetAt) > floorRescanInterval {
+			e.floor, e.floorSetAt = 0, time.Now()
+		}
+		e.mu.Unlock()
+	} else if ctx.Err() == nil {
+		e.logger.Warn("could not advance the scan floor", zap.Error(err))
+	}
+	return len(ids), nil
+}

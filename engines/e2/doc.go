@@ -1,0 +1,36 @@
+// Package e2 is Engine 2, the ECLRS → CommCare transformer: it turns test results into people, index cases and lab
+// results.
+//
+// # Reads
+//
+// test_results that are ready: no finished event (processed or processing_failed) and not waiting for a retry —
+// the data-at-rest contract with Engine 1. The CommCare county list (through Deps.Counties). people, index_cases
+// and lab_results that the results can match.
+//
+// # Does
+//
+// Claims a batch of ready results with FOR UPDATE SKIP LOCKED, so that any number of workers and daemons share the
+// backlog without taking the same result twice. For each result, in id order: the ignore rules (created too long
+// ago, a non-participating county); the county (an unknown code goes to the statewide county); the person (by
+// patient key, then by date of birth, upper-cased last name and first token of the first name, else a new person);
+// the index cases in that county (the open ones holding this accession number, else all open ones; none open means a
+// new case; a positive result more than 90 days after a closed case opens a new case for the reinfection); and a
+// lab result per accession number on each. Existing values are never overwritten: a merge only fills what is blank,
+// and records what it added and what it refused in change_logs.
+//
+// Person identities are locked (advisory locks on patient keys and names, then on the people found) before they
+// are read, so two daemons never create the same person twice or merge into stale cases. Rules run in memory over
+// the batch and the outcome is written with COPY and set-based updates: one transaction per batch, so every result
+// in it is either wholly written or not at all. When a batch's transaction fails, its results are tried one at a
+// time; a result that fails alone is retried with exponential backoff and after the last attempt marked
+// processing_failed with the reason. A result that cannot succeed (no creation date, no accession number) is marked
+// failed at once.
+//
+// Idle workers poll every PollInterval and wake at once on Engine 1's NOTIFY; full batches are followed immediately
+// by the next.
+//
+// # Writes
+//
+// people, index_cases, lab_results, change_logs, events with test_result_events and index_case_events (the
+// original's event types, listed in pkg/eclrs and pkg/commcare), and test_result_attempts for failed attempts.
+package e2

@@ -1,0 +1,263 @@
+package e2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
+)
+
+// DefaultIgnoreBefore is the original's production threshold: test results created by ECLRS on or before it are
+// recorded as ignored.
+var DefaultIgnoreBefore = time.Date(2020, 7, 13, 0, 0, 0, 0, time.UTC)
+
+// Config is Engine 2's configuration.
+type Config struct {
+	// BatchSize is how many test results one transaction claims and processes. Defaults to 1,000.
+	BatchSize int
+	// Workers is how many batches run at once, each in its own transaction. Defaults to 2.
+	Workers int
+	// PollInterval is how long an idle worker waits before looking again; a NOTIFY from Engine 1 cuts the wait
+	// short. Defaults to 5 seconds.
+	PollInterval time.Duration
+	// MaxAttempts is how many times a test result is tried before it is marked processing_failed. Defaults to 8.
+	MaxAttempts int
+	// RetryInitial and RetryMax bound the exponential backoff between attempts. Default to 1 second and 10 minutes.
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// IgnoreBefore: test results whose eclrs_create_date is not after it are ignored. Defaults to
+	// DefaultIgnoreBefore.
+	IgnoreBefore time.Time
+	// UntilIdle makes Run return nil once no test result is ready.
+	UntilIdle bool
+	// Listen makes idle workers wake on Engine 1's NOTIFY as well as on the poll interval. Polling alone is
+	// correct; this only shortens the wait.
+	Listen bool
+}
+
+func (c *Config) setDefaults() {
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 5 * time.Second
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 8
+	}
+	if c.RetryInitial == 0 {
+		c.RetryInitial = time.Second
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = 10 * time.Minute
+	}
+	if c.IgnoreBefore.IsZero() {
+		c.IgnoreBefore = DefaultIgnoreBefore
+	}
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.BatchSize < 1 || c.BatchSize > 50_000 {
+		errs = append(errs, fmt.Errorf("e2: batch size %d is outside 1 to 50,000", c.BatchSize))
+	}
+	if c.Workers < 1 || c.Workers > 64 {
+		errs = append(errs, fmt.Errorf("e2: %d workers is outside 1 to 64", c.Workers))
+	}
+	if c.PollInterval < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("e2: poll interval %s is below 10ms", c.PollInterval))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("e2: max attempts %d must be at least 1", c.MaxAttempts))
+	}
+	if c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial {
+		errs = append(errs, fmt.Errorf("e2: retry backoff %s…%s must be positive and increasing", c.RetryInitial, c.RetryMax))
+	}
+	return errors.Join(errs...)
+}
+
+// Counties is where Engine 2 gets the county list; commcare.CountyCache is one.
+type Counties interface {
+	Current() *commcare.CountyList
+}
+
+// Deps are Engine 2's collaborators.
+type Deps struct {
+	// Pool is the database.
+	Pool *pgxpool.Pool
+	// Counties is the current CommCare county list. Every county in it must have a counties row (the cache seeds
+	// them), or index cases filed under it fail their foreign key and are retried.
+	Counties Counties
+	// Logger is Engine 2's named logger.
+	Logger *zap.Logger
+	// Metrics may be nil.
+	Metrics *Metrics
+	// Now is the clock for case_import_date; defaults to time.Now.
+	Now func() time.Time
+}
+
+// Engine is Engine 2, the ECLRS → CommCare transformer.
+type Engine struct {
+	config Config
+	deps   Deps
+	logger *zap.Logger
+	wake   *waker
+
+	mu    sync.Mutex
+	floor      int64 // every test result with an id at or below floor is finished
+	floorSetAt time.Time
+	stats Stats
+}
+
+// Stats are an engine's totals since it started, for logs and benchmarks.
+type Stats struct {
+	// Batches is the number of batches committed.
+	Batches int
+	// Results counts test results finished (processed, ignored or failed).
+	Results int
+	// Ignored and Failed are the parts of Results that were ignored or marked processing_failed.
+	Ignored int
+	Failed  int
+	// Retried counts failed attempts that will be tried again.
+	Retried int
+	// Claim, Match and Write are the time spent claiming test results, matching them against people, cases and lab
+	// results (loading and deciding), and writing the outcome, summed over workers.
+	Claim, Match, Write time.Duration
+}
+
+// New validates config and returns an Engine ready to Run.
+func New(config Config, deps Deps) (*Engine, error) {
+	config.setDefaults()
+	errs := []error{config.validate()}
+	if deps.Pool == nil {
+		errs = append(errs, errors.New("e2: a database pool is required"))
+	}
+	if deps.Counties == nil {
+		errs = append(errs, errors.New("e2: a county list is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	return &Engine{config: config, deps: deps, logger: deps.Logger, wake: newWaker(), floorSetAt: time.Now()}, nil
+}
+
+// Stats returns the engine's totals so far.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}
+
+// Run processes ready test results until ctx is done (or, with UntilIdle, until none is ready). It returns nil on a
+// clean stop: a batch in flight when ctx is cancelled rolls back and is picked up again later.
+func (e *Engine) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var listenDone chan struct{}
+	if e.config.Listen && !e.config.UntilIdle {
+		listenDone = make(chan struct{})
+		go func() {
+			defer close(listenDone)
+			e.listen(ctx)
+		}()
+	}
+	var wg sync.WaitGroup
+	for w := range e.config.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.work(ctx, w)
+		}()
+	}
+	wg.Wait()
+	cancel()
+	if listenDone != nil {
+		<-listenDone
+	}
+	if e.config.UntilIdle && ctx.Err() == nil {
+		s := e.Stats()
+		e.logger.Info("no test results ready; stopping", zap.Int("results", s.Results), zap.Int("ignored", s.Ignored),
+			zap.Int("failed", s.Failed), zap.Int("retried", s.Retried), zap.Int("batches", s.Batches),
+			zap.Duration("claim_time", s.Claim), zap.Duration("match_time", s.Match), zap.Duration("write_time", s.Write))
+	}
+	return nil
+}
+
+// work is one worker's loop: claim and process batches back to back while they come back full, then wait for a
+// NOTIFY or the poll interval.
+func (e *Engine) work(ctx context.Context, worker int) {
+	logger := e.logger.With(zap.Int("worker", worker))
+	failures := 0
+	for ctx.Err() == nil {
+		wakeCh := e.wake.channel() // taken before looking, so a NOTIFY during the batch is not lost
+		n, err := e.runBatch(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			failures++
+			delay := min(e.config.PollInterval*time.Duration(failures), time.Minute)
+			logger.Error("processing test results failed; retrying", zap.Error(err), zap.Duration("retry_in", delay))
+			e.sleep(ctx, delay, nil)
+			continue
+		}
+		failures = 0
+		if n == e.config.BatchSize {
+			continue
+		}
+		if e.config.UntilIdle && n == 0 {
+			return
+		}
+		if n == 0 {
+			e.sleep(ctx, e.config.PollInterval, wakeCh)
+		}
+	}
+}
+
+// sleep waits for d, a wake-up on wakeCh (nil: none) or ctx.
+func (e *Engine) sleep(ctx context.Context, d time.Duration, wakeCh <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-wakeCh:
+	}
+}
+
+// waker broadcasts "new test results" to every waiting worker: wake closes the channel the workers hold and
+// replaces it.
+type waker struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newWaker() *waker { return &waker{ch: make(chan struct{})} }
+
+func (w *waker) channel() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+func (w *waker) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+}

@@ -1,0 +1,281 @@
+package e2
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+)
+
+// testNow is the clock of every scenario: case_import_date is its New York date.
+var testNow = time.Date(2021, 6, 1, 16, 0, 0, 0, time.UTC)
+
+// testIgnoreBefore is the reference tests' threshold.
+var testIgnoreBefore = time.Date(2020, 3, 1, 0, 0, 0, 0, time.UTC)
+
+// fixture is a migrated database with the reference tests' county list seeded.
+type fixture struct {
+	db       *pgtest.DB
+	counties *staticCounties
+}
+
+type staticCounties struct{ list *commcare.CountyList }
+
+func (s *staticCounties) Current() *commcare.CountyList { return s.list }
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	db := pgtest.New(t)
+	list, err := commcare.NewCountyList(commcaretest.TestCounties())
+	require.NoError(t, err)
+	_, err = commcare.SeedCounties(context.Background(), db.Pool, list)
+	require.NoError(t, err)
+	return &fixture{db: db, counties: &staticCounties{list}}
+}
+
+// engine returns an Engine over the fixture with the tests' clock and threshold; adjust tweaks its config.
+func (f *fixture) engine(t *testing.T, adjust func(*Config)) *Engine {
+	t.Helper()
+	cfg := Config{UntilIdle: true, Workers: 1, IgnoreBefore: testIgnoreBefore, RetryInitial: time.Hour, RetryMax: time.Hour}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	e, err := New(cfg, Deps{Pool: f.db.Pool, Counties: f.counties, Now: func() time.Time { return testNow }})
+	require.NoError(t, err)
+	return e
+}
+
+// drain runs an engine until no test result is ready and returns its totals.
+func (f *fixture) drain(t *testing.T, adjust func(*Config)) Stats {
+	t.Helper()
+	e := f.engine(t, adjust)
+	require.NoError(t, e.Run(context.Background()))
+	return e.Stats()
+}
+
+// newTestResult is the reference's brand-new test result (§6.1): Midsomer, key 12345, accession ABC123.
+func newTestResult() eclrs.TestResult {
+	return eclrs.TestResult{
+		FileID:                         1,
+		CountyID:                       1111,
+		PatientKey:                     "12345",
+		PatientNameFirst:               "Test",
+		PatientNameLast:                "User",
+		PatientDOB:                     time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC),
+		PatientGender:                  "M",
+		PatientAddress1:                "123 Main St",
+		PatientCity:                    "Somewhere",
+		PatientZip:                     "12345",
+		PatientPhoneHomeNormalized:     "2131234567",
+		LabName:                        "Some Lab",
+		RequestFacilityAddress1:        "456 Somewhere Else",
+		RequestFacilityAddress2:        "Suite 0",
+		RequestFacilityName:            "Some Facility",
+		RequestAccessionNumber:         "ABC123",
+		RequestCollectionDate:          time.Date(2020, 5, 30, 3, 59, 0, 0, time.UTC),
+		ResultAnalysisDate:             time.Date(2020, 5, 30, 5, 0, 0, 0, time.UTC),
+		EclrsCreateDate:                time.Date(2020, 5, 31, 12, 0, 0, 0, time.UTC),
+		Result:                         "Positive for SARS-CoV-2",
+		EmployerName:                   "Employer Name",
+		SchoolName:                     "School Name",
+		RequestPhoneFacilityNormalized: "5555550100",
+	}
+}
+
+// insert stores tr as Engine 1 would and returns its id.
+func (f *fixture) insert(t *testing.T, tr eclrs.TestResult) int64 {
+	t.Helper()
+	s := func(v string) any {
+		if v == "" {
+			return nil
+		}
+		return v
+	}
+	ts := func(v time.Time) any {
+		if v.IsZero() {
+			return nil
+		}
+		return v
+	}
+	sum := make([]byte, 32)
+	_, _ = rand.Read(sum)
+	var id int64
+	err := f.db.Pool.QueryRow(context.Background(), `INSERT INTO test_results (
+		    file_id, county_id, checksum, patient_key, patient_name_first, patient_name_last, patient_dob, patient_gender,
+		    patient_address_1, patient_city, patient_zip, patient_phone_home_normalized, lab_name,
+		    request_facility_address_1, request_facility_address_2, request_facility_city, request_facility_name,
+		    request_phone_facility_normalized, request_provider_address_1, request_provider_city,
+		    request_provider_name_first, request_provider_name_last, request_collection_date, eclrs_create_date,
+		    result_loinc_code, result_loinc_desc, request_accession_number, result_analysis_date,
+		    request_specimen_source_name, result, employer_name, employer_address, employer_phone, employer_phone_alt,
+		    employee_number, employee_job_title, school_name, school_district, school_code, school_job_class,
+		    school_present, first_test, aoe_date, healthcare_employee, eclrs_symptomatic, eclrs_symptom_onset_date,
+		    eclrs_hospitalized, eclrs_icu, eclrs_congregate_care_resident, eclrs_pregnant)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+		        $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43,
+		        $44, $45, $46, $47, $48, $49, $50)
+		RETURNING id`,
+		tr.FileID, tr.CountyID, sum, s(tr.PatientKey), s(tr.PatientNameFirst), s(tr.PatientNameLast),
+		ts(tr.PatientDOB), s(tr.PatientGender), s(tr.PatientAddress1), s(tr.PatientCity), s(tr.PatientZip),
+		s(tr.PatientPhoneHomeNormalized), s(tr.LabName), s(tr.RequestFacilityAddress1), s(tr.RequestFacilityAddress2),
+		s(tr.RequestFacilityCity), s(tr.RequestFacilityName), s(tr.RequestPhoneFacilityNormalized),
+		s(tr.RequestProviderAddress1), s(tr.RequestProviderCity), s(tr.RequestProviderNameFirst),
+		s(tr.RequestProviderNameLast), ts(tr.RequestCollectionDate), ts(tr.EclrsCreateDate), s(tr.ResultLOINCCode),
+		s(tr.ResultLOINCDesc), s(tr.RequestAccessionNumber), ts(tr.ResultAnalysisDate),
+		s(tr.RequestSpecimenSourceName), s(tr.Result), s(tr.EmployerName), s(tr.EmployerAddress),
+		s(tr.EmployerPhone), s(tr.EmployerPhoneAlt), s(tr.EmployeeNumber), s(tr.EmployeeJobTitle), s(tr.SchoolName),
+		s(tr.SchoolDistrict), s(tr.SchoolCode), s(tr.SchoolJobClass), s(tr.SchoolPresent), s(tr.FirstTest),
+		ts(tr.AOEDate), s(tr.HealthcareEmployee), s(tr.EclrsSymptomatic), ts(tr.EclrsSymptomOnsetDate),
+		s(tr.EclrsHospitalized), s(tr.EclrsICU), s(tr.EclrsCongregateCareResident), s(tr.EclrsPregnant),
+	).Scan(&id)
+	require.NoError(t, err)
+	return id
+}
+
+// addPerson stores a person as an earlier run would have.
+func (f *fixture) addPerson(t *testing.T, keys []string, first, last string, dob time.Time) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
+		`INSERT INTO people (patient_keys, name_first, name_last, dob) VALUES ($1, $2, $3, $4) RETURNING id`,
+		keys, first, last, dob).Scan(&id))
+	return id
+}
+
+// addCase stores an index case (as Engine 5 might have pulled it from CommCare) and returns its id and case_id.
+func (f *fixture) addCase(t *testing.T, personID, county int64, closed bool, data map[string]any) (int64, string) {
+	t.Helper()
+	var id int64
+	var caseID string
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
+		`INSERT INTO index_cases (person_id, county_id, closed, data) VALUES ($1, $2, $3, $4) RETURNING id, case_id`,
+		personID, county, closed, data).Scan(&id, &caseID))
+	return id, caseID
+}
+
+// addLab stores a lab result on an index case.
+func (f *fixture) addLab(t *testing.T, caseID int64, accession string, data map[string]any) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
+		`INSERT INTO lab_results (index_case_id, accession_number, data) VALUES ($1, $2, $3) RETURNING id`,
+		caseID, accession, data).Scan(&id))
+	return id
+}
+
+// trEvents lists the event types on a test result in id order.
+func (f *fixture) trEvents(t *testing.T, id int64) []string {
+	t.Helper()
+	return f.strings(t, `SELECT e.type FROM test_result_events j JOIN events e ON e.id = j.event_id
+		WHERE j.test_result_id = $1 ORDER BY e.id`, id)
+}
+
+// icEvents lists the event types on an index case in id order.
+func (f *fixture) icEvents(t *testing.T, id int64) []string {
+	t.Helper()
+	return f.strings(t, `SELECT e.type FROM index_case_events j JOIN events e ON e.id = j.event_id
+		WHERE j.index_case_id = $1 ORDER BY e.id`, id)
+}
+
+func (f *fixture) strings(t *testing.T, sql string, args ...any) []string {
+	t.Helper()
+	rows, err := f.db.Pool.Query(context.Background(), sql, args...)
+	require.NoError(t, err)
+	var out []string
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		out = append(out, s)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func (f *fixture) count(t *testing.T, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(), sql, args...).Scan(&n))
+	return n
+}
+
+// caseRow is an index case as the tests read it back.
+type caseRow struct {
+	ID       int64
+	PersonID int64
+	County   int64
+	CaseID   string
+	Data     map[string]any
+}
+
+func (f *fixture) cases(t *testing.T) []caseRow {
+	t.Helper()
+	rows, err := f.db.Pool.Query(context.Background(),
+		`SELECT id, person_id, county_id, case_id, data FROM index_cases ORDER BY id`)
+	require.NoError(t, err)
+	var out []caseRow
+	for rows.Next() {
+		var c caseRow
+		require.NoError(t, rows.Scan(&c.ID, &c.PersonID, &c.County, &c.CaseID, &c.Data))
+		out = append(out, c)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// labRow is a lab result as the tests read it back.
+type labRow struct {
+	ID        int64
+	CaseID    int64
+	Accession string
+	Data      map[string]any
+}
+
+func (f *fixture) labs(t *testing.T) []labRow {
+	t.Helper()
+	rows, err := f.db.Pool.Query(context.Background(),
+		`SELECT id, index_case_id, accession_number, data FROM lab_results ORDER BY id`)
+	require.NoError(t, err)
+	var out []labRow
+	for rows.Next() {
+		var l labRow
+		require.NoError(t, rows.Scan(&l.ID, &l.CaseID, &l.Accession, &l.Data))
+		out = append(out, l)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// eventData returns the data of the newest event of type typ on test result id.
+func (f *fixture) eventData(t *testing.T, id int64, typ string) map[string]any {
+	t.Helper()
+	var raw []byte
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(), `SELECT e.data FROM test_result_events j
+		JOIN events e ON e.id = j.event_id WHERE j.test_result_id = $1 AND e.type = $2 ORDER BY e.id DESC LIMIT 1`,
+		id, typ).Scan(&raw))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(raw, &m))
+	return m
+}
+
+func mustCountyList(t *testing.T, counties []commcare.County) *commcare.CountyList {
+	t.Helper()
+	list, err := commcare.NewCountyList(counties)
+	require.NoError(t, err)
+	return list
+}
+
+// sorted returns a sorted copy, for event lists whose order within a test result is not the point.
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,55 @@
+package e2
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+)
+
+// Summary is Engine 2's side of `viaduct status`: what became of the test results and what is still waiting.
+type Summary struct {
+	// Processed counts test results with a processed event, Ignored the part of them that was ignored.
+	Processed int64 `json:"processed"`
+	Ignored   int64 `json:"ignored"`
+	// Failed counts test results marked processing_failed.
+	Failed int64 `json:"failed"`
+	// Waiting counts test results not finished yet; Retrying is the part of them waiting for another attempt.
+	Waiting  int64 `json:"waiting"`
+	Retrying int64 `json:"retrying"`
+	// OldestWaiting is when the oldest waiting test result was imported, if any waits.
+	OldestWaiting *time.Time `json:"oldest_waiting,omitempty"`
+	// People, IndexCases and LabResults count the rows Engine 2 (and later engines) have made.
+	People     int64 `json:"people"`
+	IndexCases int64 `json:"index_cases"`
+	LabResults int64 `json:"lab_results"`
+	// LastFailure is the reason of the most recent processing_failed event, if any.
+	LastFailure string `json:"last_failure,omitempty"`
+}
+
+// Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up.
+func Summarize(ctx context.Context, db eclrs.DBTX) (*Summary, error) {
+	s := &Summary{}
+	err := db.QueryRow(ctx, `SELECT
+		    (SELECT count(*) FROM test_result_events f JOIN events e ON e.id = f.event_id
+		      WHERE f.finished AND e.type = $1),
+		    (SELECT count(*) FROM test_result_events f JOIN events e ON e.id = f.event_id
+		      WHERE f.finished AND e.type = $2),
+		    (SELECT count(*) FROM events WHERE type = $3),
+		    (SELECT count(*) FROM test_result_attempts),
+		    (SELECT count(*) FROM people), (SELECT count(*) FROM index_cases), (SELECT count(*) FROM lab_results),
+		    coalesce((SELECT e.data ->> 'reason' FROM events e WHERE e.type = $2 ORDER BY e.id DESC LIMIT 1), '')`,
+		eclrs.EventProcessed, eclrs.EventProcessingFailed, eclrs.EventTestResultIgnored).
+		Scan(&s.Processed, &s.Failed, &s.Ignored, &s.Retrying, &s.People, &s.IndexCases, &s.LabResults, &s.LastFailure)
+	if err != nil {
+		return nil, fmt.Errorf("counting Engine 2's work: %w", err)
+	}
+	err = db.QueryRow(ctx, `SELECT count(*), min(tr.inserted_at) FROM test_results tr
+		 WHERE NOT EXISTS (SELECT 1 FROM test_result_events f WHERE f.test_result_id = tr.id AND f.finished)`).
+		Scan(&s.Waiting, &s.OldestWaiting)
+	if err != nil {
+		return nil, fmt.Errorf("counting waiting test results: %w", err)
+	}
+	return s, nil
+}
