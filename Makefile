@@ -42,6 +42,10 @@ fuzz: ## Fuzz everything that reads outside input, 30 seconds each.
 	$(GO) test -run '^$$' -fuzz FuzzDetectVersion -fuzztime 30s ./pkg/eclrs
 	$(GO) test -run '^$$' -fuzz FuzzParseNotification -fuzztime 30s ./engines/e1
 
+.PHONY: bench-e2
+bench-e2: db ## Benchmark Engine 2 on the 200,000 new test results of a generated export and print the figures.
+	$(GO) test -tags bench -run TestBenchE2 -v -count=1 -timeout 60m ./cmd/viaduct
+
 .PHONY: bench-e1
 bench-e1: db ## Benchmark Engine 1 on generated 500k- and 2M-row exports and print the figures.
 	$(GO) test -tags bench -run TestBenchE1 -v -count=1 -timeout 60m ./cmd/viaduct

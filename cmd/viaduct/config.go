@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +16,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/viaduct-nys/viaduct/engines/e1"
+	"github.com/viaduct-nys/viaduct/engines/e2"
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
 
 // defaultDatabaseURL is the local PostgreSQL that `make demo` starts, with trust authentication.
@@ -38,6 +41,18 @@ type config struct {
 	VisibilityTimeout time.Duration
 	SQSWaitTime       time.Duration
 	BatchRows         int
+
+	CommCareURL         string
+	CommCareCredentials string // secret: never logged
+	CommCareRootDomain  string
+	CountyListFile      string
+	CountyRefresh       time.Duration
+
+	E2BatchSize    int
+	E2Workers      int
+	E2PollInterval time.Duration
+	E2MaxAttempts  int
+	E2IgnoreBefore string
 }
 
 func addDatabase(s *optionSet, c *config) {
@@ -100,11 +115,99 @@ func addE1(s *optionSet, c *config) {
 	addBatchRows(s, c)
 }
 
+// addCommCare declares where the county list (and, for later engines, CommCare itself) is.
+func addCommCare(s *optionSet, c *config) {
+	s.String(&c.CommCareURL, "commcare-url", "COMMCARE_BASE_URL", "", "CommCare HQ base URL, e.g. https://www.commcarehq.org.")
+	s.String(&c.CommCareCredentials, "commcare-api-key", "COMMCARE_API_KEY_CREDENTIALS", "",
+		"CommCare API credentials as <username>:<api key>; prefer the environment variable, flags show up in ps.")
+	s.String(&c.CommCareRootDomain, "commcare-root-domain", "COMMCARE_ROOT_DOMAIN", "ny-statewide-cdcms",
+		"CommCare project space holding the county_list lookup table.")
+	s.String(&c.CountyListFile, "county-list-file", "VIADUCT_COUNTY_LIST_FILE", "",
+		"Read the county list from this JSON file (CommCare's fixture API response) instead of from CommCare.")
+	s.Duration(&c.CountyRefresh, "county-refresh", "VIADUCT_COUNTY_REFRESH", 30*time.Minute,
+		"How often the county list is fetched again; a failed refresh keeps the last good list.")
+	s.check(func() error {
+		var errs []error
+		if c.CommCareURL != "" {
+			if u, err := url.Parse(c.CommCareURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("--commcare-url %q must be an absolute http(s) URL", c.CommCareURL))
+			}
+		}
+		if c.CommCareCredentials != "" {
+			if user, key, ok := strings.Cut(c.CommCareCredentials, ":"); !ok || user == "" || key == "" {
+				errs = append(errs, errors.New("--commcare-api-key (COMMCARE_API_KEY_CREDENTIALS) must look like <username>:<api key>"))
+			}
+		}
+		if c.CountyRefresh < time.Minute {
+			errs = append(errs, fmt.Errorf("--county-refresh %s must be at least 1m", c.CountyRefresh))
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// needsCounties reports whether an enabled engine routes by county.
+func (c *config) needsCounties() bool { return c.Engines[2] }
+
+func addE2(s *optionSet, c *config) {
+	s.Int(&c.E2BatchSize, "e2-batch-size", "VIADUCT_E2_BATCH_SIZE", 2000, "Test results Engine 2 claims and processes per transaction.")
+	s.Int(&c.E2Workers, "e2-workers", "VIADUCT_E2_WORKERS", 2, "Engine 2 batches in flight at once.")
+	s.Duration(&c.E2PollInterval, "e2-poll-interval", "VIADUCT_E2_POLL_INTERVAL", 5*time.Second,
+		"How often idle Engine 2 looks for test results; Engine 1's NOTIFY wakes it sooner.")
+	s.Int(&c.E2MaxAttempts, "e2-max-attempts", "VIADUCT_E2_MAX_ATTEMPTS", 8,
+		"Attempts at a test result before it is marked processing_failed.")
+	s.String(&c.E2IgnoreBefore, "e2-ignore-before", "VIADUCT_E2_IGNORE_BEFORE", e2.DefaultIgnoreBefore.Format(time.DateOnly),
+		"Ignore test results ECLRS created on or before this date (YYYY-MM-DD, UTC midnight) or RFC 3339 time.")
+	s.check(func() error {
+		var errs []error
+		if c.E2BatchSize < 1 || c.E2BatchSize > 50_000 {
+			errs = append(errs, fmt.Errorf("--e2-batch-size %d must be between 1 and 50000", c.E2BatchSize))
+		}
+		if c.E2Workers < 1 || c.E2Workers > 64 {
+			errs = append(errs, fmt.Errorf("--e2-workers %d must be between 1 and 64", c.E2Workers))
+		}
+		if c.E2PollInterval < 10*time.Millisecond {
+			errs = append(errs, fmt.Errorf("--e2-poll-interval %s must be at least 10ms", c.E2PollInterval))
+		}
+		if c.E2MaxAttempts < 1 {
+			errs = append(errs, fmt.Errorf("--e2-max-attempts %d must be at least 1", c.E2MaxAttempts))
+		}
+		if _, err := c.ignoreBefore(); err != nil {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// ignoreBefore parses --e2-ignore-before.
+func (c *config) ignoreBefore() (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, c.E2IgnoreBefore); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, c.E2IgnoreBefore); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--e2-ignore-before %q: use YYYY-MM-DD or an RFC 3339 time", c.E2IgnoreBefore)
+}
+
+func (c *config) e2Config() e2.Config {
+	ignoreBefore, _ := c.ignoreBefore() // validated by parse
+	return e2.Config{
+		BatchSize:    c.E2BatchSize,
+		Workers:      c.E2Workers,
+		PollInterval: c.E2PollInterval,
+		MaxAttempts:  c.E2MaxAttempts,
+		IgnoreBefore: ignoreBefore,
+		UntilIdle:    c.UntilIdle,
+		Listen:       true,
+	}
+}
+
 func addRun(s *optionSet, c *config) {
 	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /healthz, /readyz and /metrics; empty disables.")
 	s.Duration(&c.ShutdownGrace, "shutdown-grace", "VIADUCT_SHUTDOWN_GRACE", 30*time.Second,
 		"After SIGINT/SIGTERM, how long engines may take to finish or roll back their work.")
-	s.Bool(&c.UntilIdle, "until-idle", "VIADUCT_UNTIL_IDLE", false, "Exit once every enabled engine has found no ready work.")
+	s.Bool(&c.UntilIdle, "until-idle", "VIADUCT_UNTIL_IDLE", false,
+		"Run the enabled engines one after another in pipeline order, each until it finds no ready work, then exit.")
 	s.Bool(&c.Migrate, "migrate", "VIADUCT_MIGRATE", false, "Apply database migrations before starting.")
 	for n := 1; n <= 5; n++ {
 		s.Bool(&c.Engines[n], fmt.Sprintf("e%d", n), fmt.Sprintf("VIADUCT_E%d_ENABLED", n), false, engineHelp[n])
@@ -123,7 +226,7 @@ var engineHelp = [6]string{1: "Enable Engine 1, the ECLRS extractor (SQS → S3 
 	4: "Enable Engine 4, the CommCare case loader.", 5: "Enable Engine 5, the CommCare extractor."}
 
 // implementedEngines are the engines this build has. Enabling another fails at start instead of running a stub.
-var implementedEngines = [6]bool{1: true}
+var implementedEngines = [6]bool{1: true, 2: true}
 
 // validateEngines reports every problem with the set of enabled engines at once.
 func (c *config) validateEngines() error {
@@ -135,7 +238,7 @@ func (c *config) validateEngines() error {
 		}
 		any = true
 		if !implementedEngines[n] {
-			errs = append(errs, fmt.Errorf("--e%d: Engine %d is not part of this build yet; enable only engines it has (e1)", n, n))
+			errs = append(errs, fmt.Errorf("--e%d: Engine %d is not part of this build yet; enable only engines it has (e1, e2)", n, n))
 		}
 	}
 	if !any {
@@ -143,6 +246,10 @@ func (c *config) validateEngines() error {
 	}
 	if c.Engines[1] && c.SQSQueueURL == "" {
 		errs = append(errs, errors.New("--e1 needs --sqs-queue-url (VIADUCT_SQS_QUEUE_URL)"))
+	}
+	if c.needsCounties() && c.CountyListFile == "" && (c.CommCareURL == "" || c.CommCareCredentials == "") {
+		errs = append(errs, errors.New("--e2 needs the county list: --county-list-file (VIADUCT_COUNTY_LIST_FILE), "+
+			"or --commcare-url and --commcare-api-key (COMMCARE_BASE_URL, COMMCARE_API_KEY_CREDENTIALS)"))
 	}
 	return errors.Join(errs...)
 }
@@ -221,4 +328,14 @@ func loadAWS(ctx context.Context, c *config, getenv func(string) string) (*awsSe
 		setup.sqsOptFns = append(setup.sqsOptFns, func(o *sqs.Options) { o.BaseEndpoint = aws.String(sqsURL) })
 	}
 	return setup, nil
+}
+
+// countySource is where the daemon gets the county list: the file when one is named, else CommCare.
+func (c *config) countySource() (commcare.CountySource, error) {
+	if c.CountyListFile != "" {
+		return commcare.FileCountySource{Path: c.CountyListFile}, nil
+	}
+	return commcare.NewClient(commcare.ClientConfig{
+		BaseURL: c.CommCareURL, Credentials: c.CommCareCredentials, RootDomain: c.CommCareRootDomain,
+	})
 }

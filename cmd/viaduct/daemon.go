@@ -17,6 +17,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/viaduct-nys/viaduct/engines/e1"
+	"github.com/viaduct-nys/viaduct/engines/e2"
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/migrations"
 )
 
@@ -28,6 +30,8 @@ func runDaemon(ctx context.Context, args []string, getenv func(string) string, s
 	addRun(s, &c)
 	addAWS(s, &c)
 	addE1(s, &c)
+	addCommCare(s, &c)
+	addE2(s, &c)
 	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
 	}
@@ -78,19 +82,8 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 	engineCtx, cancelEngines := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelEngines()
 	g, gctx := errgroup.WithContext(engineCtx)
-	start := func(name string, run func(context.Context) error) {
-		g.Go(func() error {
-			err := run(gctx)
-			switch {
-			case err != nil:
-				return fmt.Errorf("%s: %w", name, err)
-			case !c.UntilIdle && gctx.Err() == nil:
-				return fmt.Errorf("%s stopped although nothing asked it to", name)
-			}
-			logger.Debug("engine stopped", zap.String("engine", name))
-			return nil
-		})
-	}
+
+	var stages []stage
 
 	// Engine 1: ECLRS extractor.
 	if c.Engines[1] {
@@ -112,8 +105,75 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		if err != nil {
 			return err
 		}
-		start("e1", engine.Run)
+		stages = append(stages, stage{"e1", engine.Run})
 	}
+
+	// The county list, for the engines that route by county: loaded before they start, refreshed while they run.
+	var counties *commcare.CountyCache
+	if c.needsCounties() {
+		source, err := c.countySource()
+		if err != nil {
+			return err
+		}
+		counties, err = commcare.NewCountyCache(commcare.CountyCacheConfig{Refresh: c.CountyRefresh},
+			commcare.CountyCacheDeps{DB: pool, Logger: logger.Named("counties"), Source: source})
+		if err != nil {
+			return err
+		}
+		if err := counties.Load(ctx); err != nil {
+			return err
+		}
+	}
+
+	// Engine 2: ECLRS → CommCare transformer.
+	if c.Engines[2] {
+		engine, err := e2.New(c.e2Config(), e2.Deps{
+			Pool:     pool,
+			Counties: counties,
+			Logger:   logger.Named("e2"),
+			Metrics:  e2.NewMetrics(reg),
+		})
+		if err != nil {
+			return err
+		}
+		stages = append(stages, stage{"e2", engine.Run})
+	}
+
+	runStage := func(st stage) error {
+		err := st.run(gctx)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s: %w", st.name, err)
+		case !c.UntilIdle && gctx.Err() == nil:
+			return fmt.Errorf("%s stopped although nothing asked it to", st.name)
+		}
+		logger.Debug("engine stopped", zap.String("engine", st.name))
+		return nil
+	}
+	if c.UntilIdle {
+		// In pipeline order, so that each engine finds what the one before it left.
+		g.Go(func() error {
+			for _, st := range stages {
+				if err := runStage(st); err != nil || gctx.Err() != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	} else {
+		for _, st := range stages {
+			g.Go(func() error { return runStage(st) })
+		}
+	}
+	backgroundCtx, stopBackground := context.WithCancel(gctx)
+	defer stopBackground()
+	backgroundDone := make(chan struct{})
+	go func() {
+		defer close(backgroundDone)
+		if counties != nil {
+			_ = counties.Run(backgroundCtx) // returns nil when stopped
+		}
+	}()
 
 	var httpDone chan error
 	var srv *http.Server
@@ -122,6 +182,8 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		if err != nil {
 			cancelEngines()
 			_ = g.Wait()
+			stopBackground()
+			<-backgroundDone
 			return fmt.Errorf("listening on %s (--http-addr): %w", c.HTTPAddr, err)
 		}
 		srv = &http.Server{Handler: newOpsHandler(pool, reg), ReadHeaderTimeout: 10 * time.Second}
@@ -136,7 +198,12 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 	}
 
 	engineErr := make(chan error, 1)
-	go func() { engineErr <- g.Wait() }()
+	go func() {
+		err := g.Wait()
+		stopBackground()
+		<-backgroundDone
+		engineErr <- err
+	}()
 	select {
 	case err = <-engineErr:
 		if err == nil {
@@ -166,6 +233,12 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// stage is an engine's Run under its name.
+type stage struct {
+	name string
+	run  func(context.Context) error
 }
 
 func openPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {

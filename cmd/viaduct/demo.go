@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -13,18 +14,21 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/viaduct-nys/viaduct/pkg/awstest"
+	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
 )
 
-// runDemo is `make demo`: the daemon's real path on local stand-ins. It starts S3 and SQS stand-ins in this process
-// (or uses AWS_ENDPOINT_URL when set), generates two overlapping ECLRS exports, uploads them and announces them as
-// S3 would, runs Engine 1 until the queue is empty, and prints the status table.
+// runDemo is `make demo`: the daemon's real path on local stand-ins. It starts S3, SQS and CommCare stand-ins in this
+// process (or uses AWS_ENDPOINT_URL when set), generates two overlapping ECLRS exports, uploads them and announces
+// them as S3 would, runs Engine 1 until the queue is empty and Engine 2 until every test result is processed, and
+// prints the status table.
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c config
 	var rows int
 	s := newOptionSet("demo", "[flags]",
-		"Run Engine 1 end to end on local stand-ins for S3 and SQS with generated exports, then print the status table.", getenv)
+		"Run Engines 1 and 2 end to end on local stand-ins for S3, SQS and CommCare with generated exports, then print the status table.", getenv)
 	addDatabase(s, &c)
+	addE2(s, &c)
 	addLogging(s, &c, "console")
 	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /healthz, /readyz and /metrics while the demo runs; empty disables.")
 	s.Int(&rows, "rows", "", 20_000, "Rows in each generated export.")
@@ -72,7 +76,27 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		logger.Info("export uploaded and announced", zap.String("key", key), zap.Int("rows", rows))
 	}
 
+	// CommCare: the fake serves New York's county list over the real API, so the daemon loads it as in production.
+	commcareLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("starting the CommCare stand-in: %w", err)
+	}
+	fake := commcaretest.NewServer(commcaretest.Options{})
+	fakeCtx, stopFake := context.WithCancel(ctx)
+	fakeDone := make(chan error, 1)
+	go func() { fakeDone <- fake.Serve(fakeCtx, commcareLn) }()
+	defer func() {
+		stopFake()
+		<-fakeDone
+	}()
+	c.CommCareURL = "http://" + commcareLn.Addr().String()
+	c.CommCareCredentials = fake.Credentials()
+	c.CommCareRootDomain = fake.RootDomain()
+	c.CountyRefresh = 30 * time.Minute
+	logger.Info("CommCare stand-in ready", zap.String("url", c.CommCareURL))
+
 	c.Engines[1] = true
+	c.Engines[2] = true
 	c.UntilIdle = true
 	c.Migrate = true
 	c.SQSQueueURL = res.QueueURL

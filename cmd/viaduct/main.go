@@ -39,12 +39,13 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"migrate": {"Apply database migrations.", runMigrate},
-		"run":     {"Run the enabled engines.", runDaemon},
-		"extract": {"Import ECLRS files as Engine 1 does and print the results as JSON.", runExtract},
-		"status":  {"Print counts per stage.", runStatus},
-		"demo":    {"Run the pipeline on local stand-ins for S3 and SQS.", runDemo},
-		"version": {"Print the version.", runVersion},
+		"migrate":       {"Apply database migrations.", runMigrate},
+		"run":           {"Run the enabled engines.", runDaemon},
+		"extract":       {"Import ECLRS files as Engine 1 does and print the results as JSON.", runExtract},
+		"status":        {"Print counts per stage.", runStatus},
+		"demo":          {"Run the pipeline on local stand-ins for S3, SQS and CommCare.", runDemo},
+		"fake-commcare": {"Serve a fake CommCare HQ for trying the daemon by hand.", runFakeCommCare},
+		"version":       {"Print the version.", runVersion},
 	}
 }
 
@@ -97,7 +98,9 @@ Commands:
   run       Run the enabled engines (--e1 … --e5) until SIGINT/SIGTERM, or with --until-idle until idle.
   extract   Import ECLRS files (paths or s3://bucket/key) as Engine 1 does; one JSON object per file.
   status    Print counts per stage (--json for machines).
-  demo      Run the pipeline on local stand-ins for S3 and SQS with a generated export.
+  demo      Run Engines 1 and 2 on local stand-ins for S3, SQS and CommCare with generated exports.
+  fake-commcare
+            Serve a fake CommCare HQ (county list, later the case APIs) for trying the daemon by hand.
   version   Print the version.
 
 Run 'viaduct COMMAND --help' for a command's flags and their environment variables.

@@ -10,18 +10,20 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/viaduct-nys/viaduct/engines/e2"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
 // statusReport is what `viaduct status` shows, one section per engine.
 type statusReport struct {
 	E1 *eclrs.Summary `json:"e1"`
+	E2 *e2.Summary    `json:"e2"`
 }
 
 func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
 	var c config
 	var asJSON bool
-	s := newOptionSet("status", "[flags]", "Print counts per stage: files imported and failed, test results, malformed rows.", getenv)
+	s := newOptionSet("status", "[flags]", "Print counts per stage: files imported and failed, test results, malformed rows, what Engine 2 made of them.", getenv)
 	addDatabase(s, &c)
 	s.Bool(&asJSON, "json", "", false, "Print JSON instead of a table.")
 	if err := s.parse(args, stdout); err != nil {
@@ -63,7 +65,11 @@ func readStatus(ctx context.Context, db interface {
 	if err != nil {
 		return nil, err
 	}
-	return &statusReport{E1: e1}, nil
+	e2Summary, err := e2.Summarize(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	return &statusReport{E1: e1, E2: e2Summary}, nil
 }
 
 func printStatus(w io.Writer, r *statusReport) {
@@ -77,6 +83,14 @@ func printStatus(w io.Writer, r *statusReport) {
 	row("e1", "test results", r.E1.TestResults)
 	row("e1", "rows with errors", r.E1.RowErrors)
 	row("e1", "counties", r.E1.Counties)
+	row("e2", "test results processed", r.E2.Processed)
+	row("e2", "  of which ignored", r.E2.Ignored)
+	row("e2", "test results failed", r.E2.Failed)
+	row("e2", "test results waiting", r.E2.Waiting)
+	row("e2", "  of which retrying", r.E2.Retrying)
+	row("e2", "people", r.E2.People)
+	row("e2", "index cases", r.E2.IndexCases)
+	row("e2", "lab results", r.E2.LabResults)
 	_ = tw.Flush()
 	if f := r.E1.LastImported; f != nil {
 		fmt.Fprintf(w, "\nlast import: %s (file %d) at %s", f.Filename, f.ID, formatTime(f.CompletedAt))
@@ -87,6 +101,12 @@ func printStatus(w io.Writer, r *statusReport) {
 	}
 	if f := r.E1.LastFailed; f != nil {
 		fmt.Fprintf(w, "last failure: %s (file %d) at %s: %s\n", f.Filename, f.ID, formatTime(f.CompletedAt), f.FailureReason)
+	}
+	if t := r.E2.OldestWaiting; t != nil {
+		fmt.Fprintf(w, "oldest waiting test result: imported %s (%s ago)\n", formatTime(t), time.Since(*t).Round(time.Second))
+	}
+	if r.E2.LastFailure != "" {
+		fmt.Fprintf(w, "last test result failure: %s\n", r.E2.LastFailure)
 	}
 }
 

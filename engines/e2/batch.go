@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"go.uber.org/zap"
 
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
@@ -88,6 +89,7 @@ type batch struct {
 	clearAttempts []int64 // finished test results that had failed attempts before
 
 	ignored, failed int
+	stepTimes       []zap.Field // how long each write step took, for the debug log
 }
 
 func (e *Engine) newBatch(results []claimed) *batch {
@@ -112,6 +114,12 @@ func (e *Engine) processBatch(ctx context.Context, claimFn func(pgx.Tx) ([]claim
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
 
+	// Every lookup of a batch is by key, through an index. The tables can grow faster than autovacuum refreshes their
+	// statistics (from empty to 200,000 rows in a minute while a backlog drains), and on stale statistics the planner
+	// picks sequential scans that cost a hundred times more.
+	if _, err := tx.Exec(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+		return nil, fmt.Errorf("setting up the transaction: %w", err)
+	}
 	t0 := time.Now()
 	results, err := claimFn(tx)
 	if err != nil || len(results) == 0 {
@@ -138,6 +146,11 @@ func (e *Engine) processBatch(ctx context.Context, claimFn func(pgx.Tx) ([]claim
 		return ids, fmt.Errorf("committing: %w", err)
 	}
 	t3 := time.Now()
+	if e.logger.Core().Enabled(zap.DebugLevel) {
+		e.logger.Debug("batch committed", append([]zap.Field{zap.Int("test_results", len(results)),
+			zap.Int("events", len(b.events)), zap.Duration("claim", t1.Sub(t0)), zap.Duration("match", t2.Sub(t1)),
+			zap.Duration("write", t3.Sub(t2))}, b.stepTimes...)...)
+	}
 
 	e.mu.Lock()
 	e.stats.Batches++
@@ -189,8 +202,9 @@ func (b *batch) load(ctx context.Context, tx pgx.Tx, plans []plan) error {
 		return fmt.Errorf("locking patient identities: %w", err)
 	}
 	rows, err := tx.Query(ctx, `
-		SELECT id, array_remove(patient_keys, NULL), coalesce(name_first, ''), coalesce(name_last, ''), dob
-		  FROM people WHERE patient_keys && $1::text[]
+		SELECT p.id, array_remove(p.patient_keys, NULL), coalesce(p.name_first, ''), coalesce(p.name_last, ''), p.dob
+		  FROM person_keys k JOIN people p ON p.id = k.person_id
+		 WHERE k.patient_key = ANY($1::text[])
 		UNION
 		SELECT p.id, array_remove(p.patient_keys, NULL), coalesce(p.name_first, ''), coalesce(p.name_last, ''), p.dob
 		  FROM people p
@@ -257,12 +271,10 @@ func (b *batch) loadCases(ctx context.Context, tx pgx.Tx, people []int64, access
 	if len(caseIDs) == 0 {
 		return nil
 	}
-	accs := make([]string, 0, len(accessions))
-	for a := range accessions {
-		accs = append(accs, a)
-	}
+	// By case only: with the accession numbers as a second array condition the index is probed for every pair of
+	// the two arrays, a million probes a batch. A case has few lab results; those of other accessions are dropped here.
 	rows, err = tx.Query(ctx, `SELECT id, index_case_id, accession_number, data
-		  FROM lab_results WHERE index_case_id = ANY($1) AND accession_number = ANY($2) ORDER BY id`, caseIDs, accs)
+		  FROM lab_results WHERE index_case_id = ANY($1) ORDER BY id`, caseIDs)
 	if err != nil {
 		return fmt.Errorf("loading lab results: %w", err)
 	}
@@ -272,6 +284,9 @@ func (b *batch) loadCases(ctx context.Context, tx pgx.Tx, people []int64, access
 		var caseID int64
 		if err := rows.Scan(&lr.id, &caseID, &lr.accession, &lr.data); err != nil {
 			return fmt.Errorf("reading a lab result: %w", err)
+		}
+		if !accessions[lr.accession] {
+			continue
 		}
 		if lr.data == nil {
 			lr.data = map[string]any{}

@@ -19,18 +19,25 @@ type claimed struct {
 
 // readyCondition is the data-at-rest contract: a test result is ready when it has no finished event (processed or
 // processing_failed) and is not waiting for a retry.
-const readyCondition = `NOT EXISTS (SELECT 1 FROM test_result_events f WHERE f.test_result_id = tr.id AND f.finished)
+// The repeated bound on f.test_result_id lets the anti-join start both of its index scans at the floor instead of
+// reading every finished result from the first.
+const readyCondition = `NOT EXISTS (SELECT 1 FROM test_result_events f
+	                    WHERE f.test_result_id = tr.id AND f.finished AND f.test_result_id > $1)
 	AND NOT EXISTS (SELECT 1 FROM test_result_attempts w WHERE w.test_result_id = tr.id AND w.next_attempt_at > now())`
 
-// claimAfter locks up to limit ready test results with ids above after, in id order. Rows another transaction holds
-// are skipped, so several workers and daemons never take the same result.
-func claimAfter(ctx context.Context, tx pgx.Tx, after int64, limit int) ([]claimed, error) {
-	return claim(ctx, tx, `tr.id > $1 AND `+readyCondition+` ORDER BY tr.id LIMIT $2`, after, limit)
+// claimAfter locks up to limit ready test results with ids above after, in id order, from the worker's share:
+// results whose patient key hashes to worker modulo workers. Rows another transaction holds are skipped, so several
+// workers and daemons never take the same result. The shares keep a daemon's workers apart: results with the same
+// patient key always go to the same worker, so two workers rarely wait for each other's person locks.
+func claimAfter(ctx context.Context, tx pgx.Tx, after int64, limit, worker, workers int) ([]claimed, error) {
+	return claim(ctx, tx, `tr.id > $1 AND `+readyCondition+`
+		AND ($3 = 1 OR abs(hashtext(coalesce(tr.patient_key, '')) % $3) = $4)
+		ORDER BY tr.id LIMIT $2`, after, limit, workers, worker)
 }
 
 // claimIDs locks the given test results if they are still ready.
 func claimIDs(ctx context.Context, tx pgx.Tx, ids []int64) ([]claimed, error) {
-	return claim(ctx, tx, `tr.id = ANY($1) AND `+readyCondition+` ORDER BY tr.id`, ids)
+	return claim(ctx, tx, `tr.id = ANY($2) AND tr.id > $1 AND `+readyCondition+` ORDER BY tr.id`, int64(0), ids)
 }
 
 func claim(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]claimed, error) {
@@ -74,9 +81,11 @@ func (s scanWithAttempts) Scan(dest ...any) error { return s.Rows.Scan(append(de
 func nextFloor(ctx context.Context, db eclrs.DBTX, floor int64) (int64, error) {
 	var next int64
 	err := db.QueryRow(ctx, `SELECT coalesce(
-		    (SELECT min(tr.id) - 1 FROM test_results tr
+		    (SELECT tr.id - 1 FROM test_results tr
 		      WHERE tr.id > $1
-		        AND NOT EXISTS (SELECT 1 FROM test_result_events f WHERE f.test_result_id = tr.id AND f.finished)),
+		        AND NOT EXISTS (SELECT 1 FROM test_result_events f
+		                         WHERE f.test_result_id = tr.id AND f.finished AND f.test_result_id > $1)
+		      ORDER BY tr.id LIMIT 1),
 		    (SELECT coalesce(max(id), 0) FROM test_results))`, floor).Scan(&next)
 	if err != nil {
 		return floor, fmt.Errorf("finding the first unfinished test result: %w", err)
@@ -91,12 +100,12 @@ const floorRescanInterval = 10 * time.Minute
 // claimed. When that transaction fails, each of its results is tried alone in a transaction of its own, so one bad
 // result cannot hold back the others; a result that fails alone has the failure recorded: a retry later, or after
 // the last attempt a processing_failed event with the reason.
-func (e *Engine) runBatch(ctx context.Context) (int, error) {
+func (e *Engine) runBatch(ctx context.Context, worker int) (int, error) {
 	e.mu.Lock()
 	floor := e.floor
 	e.mu.Unlock()
 
-	ids, err := e.processBatch(ctx, func(tx pgx.Tx) ([]claimed, error) { return claimAfter(ctx, tx, floor, e.config.BatchSize) })
+	ids, err := e.processBatch(ctx, func(tx pgx.Tx) ([]claimed, error) { return claimAfter(ctx, tx, floor, e.config.BatchSize, worker, e.config.Workers) })
 	if err != nil && len(ids) == 0 {
 		return 0, err
 	}

@@ -19,7 +19,7 @@ var DefaultIgnoreBefore = time.Date(2020, 7, 13, 0, 0, 0, 0, time.UTC)
 
 // Config is Engine 2's configuration.
 type Config struct {
-	// BatchSize is how many test results one transaction claims and processes. Defaults to 1,000.
+	// BatchSize is how many test results one transaction claims and processes. Defaults to 2,000.
 	BatchSize int
 	// Workers is how many batches run at once, each in its own transaction. Defaults to 2.
 	Workers int
@@ -43,7 +43,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.BatchSize == 0 {
-		c.BatchSize = 1000
+		c.BatchSize = 2000
 	}
 	if c.Workers == 0 {
 		c.Workers = 2
@@ -165,8 +165,8 @@ func (e *Engine) Stats() Stats {
 
 // Run processes ready test results until ctx is done (or, with UntilIdle, until none is ready). It returns nil on a
 // clean stop: a batch in flight when ctx is cancelled rolls back and is picked up again later.
-func (e *Engine) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+func (e *Engine) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	var listenDone chan struct{}
 	if e.config.Listen && !e.config.UntilIdle {
@@ -189,7 +189,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if listenDone != nil {
 		<-listenDone
 	}
-	if e.config.UntilIdle && ctx.Err() == nil {
+	if e.config.UntilIdle && parent.Err() == nil {
 		s := e.Stats()
 		e.logger.Info("no test results ready; stopping", zap.Int("results", s.Results), zap.Int("ignored", s.Ignored),
 			zap.Int("failed", s.Failed), zap.Int("retried", s.Retried), zap.Int("batches", s.Batches),
@@ -203,9 +203,11 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) work(ctx context.Context, worker int) {
 	logger := e.logger.With(zap.Int("worker", worker))
 	failures := 0
+	// done counts what this worker finished since it last went idle; it is logged once per busy spell.
+	done, since := 0, time.Now()
 	for ctx.Err() == nil {
 		wakeCh := e.wake.channel() // taken before looking, so a NOTIFY during the batch is not lost
-		n, err := e.runBatch(ctx)
+		n, err := e.runBatch(ctx, worker)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -217,9 +219,16 @@ func (e *Engine) work(ctx context.Context, worker int) {
 			continue
 		}
 		failures = 0
+		done += n
 		if n == e.config.BatchSize {
 			continue
 		}
+		if done > 0 {
+			logger.Info("test results processed", zap.Int("test_results", done),
+				zap.Duration("elapsed", time.Since(since)))
+			done = 0
+		}
+		since = time.Now()
 		if e.config.UntilIdle && n == 0 {
 			return
 		}

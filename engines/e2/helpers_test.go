@@ -1,10 +1,13 @@
 package e2
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
@@ -34,8 +38,14 @@ func (s *staticCounties) Current() *commcare.CountyList { return s.list }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, commcaretest.TestCounties())
+}
+
+// newFixtureWith is newFixture with another county list, such as New York's for generated exports.
+func newFixtureWith(t *testing.T, counties []commcare.County) *fixture {
+	t.Helper()
 	db := pgtest.New(t)
-	list, err := commcare.NewCountyList(commcaretest.TestCounties())
+	list, err := commcare.NewCountyList(counties)
 	require.NoError(t, err)
 	_, err = commcare.SeedCounties(context.Background(), db.Pool, list)
 	require.NoError(t, err)
@@ -59,7 +69,38 @@ func (f *fixture) drain(t *testing.T, adjust func(*Config)) Stats {
 	t.Helper()
 	e := f.engine(t, adjust)
 	require.NoError(t, e.Run(context.Background()))
+	checkInvariants(t, f.db)
 	return e.Stats()
+}
+
+// checkInvariants asserts what must hold after any run, whatever the data: person_keys mirrors
+// people.patient_keys, every event is on exactly one test result or index case, a test result is finished at
+// most once, and no attempt is recorded for a finished test result.
+func checkInvariants(t *testing.T, db *pgtest.DB) {
+	t.Helper()
+	ctx := context.Background()
+	for what, sql := range map[string]string{
+		"keys in people but not in person_keys": `SELECT count(*) FROM people p, unnest(p.patient_keys) k
+			WHERE NOT EXISTS (SELECT 1 FROM person_keys pk WHERE pk.patient_key = k AND pk.person_id = p.id)`,
+		"keys in person_keys but not in people": `SELECT count(*) FROM person_keys pk
+			WHERE NOT EXISTS (SELECT 1 FROM people p WHERE p.id = pk.person_id AND pk.patient_key = ANY(p.patient_keys))`,
+		"events without exactly one join row": `SELECT count(*) FROM events e
+			FULL JOIN (SELECT event_id, count(*) AS n FROM (SELECT event_id FROM test_result_events
+			                                                UNION ALL SELECT event_id FROM index_case_events) u
+			            GROUP BY event_id) j ON j.event_id = e.id
+			WHERE e.id IS NULL OR j.n IS DISTINCT FROM 1`,
+		"join rows pointing at no test result or case": `SELECT
+			    (SELECT count(*) FROM test_result_events j LEFT JOIN test_results r ON r.id = j.test_result_id WHERE r.id IS NULL)
+			  + (SELECT count(*) FROM index_case_events j LEFT JOIN index_cases c ON c.id = j.index_case_id WHERE c.id IS NULL)`,
+		"test results finished more than once": `SELECT count(*) FROM (SELECT test_result_id FROM test_result_events
+			WHERE finished GROUP BY 1 HAVING count(*) > 1) x`,
+		"attempts recorded for finished test results": `SELECT count(*) FROM test_result_attempts a
+			WHERE EXISTS (SELECT 1 FROM test_result_events f WHERE f.test_result_id = a.test_result_id AND f.finished)`,
+	} {
+		var n int
+		require.NoError(t, db.Pool.QueryRow(ctx, sql).Scan(&n), what)
+		require.Zero(t, n, what)
+	}
 }
 
 // newTestResult is the reference's brand-new test result (§6.1): Midsomer, key 12345, accession ABC123.
@@ -148,6 +189,9 @@ func (f *fixture) addPerson(t *testing.T, keys []string, first, last string, dob
 	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
 		`INSERT INTO people (patient_keys, name_first, name_last, dob) VALUES ($1, $2, $3, $4) RETURNING id`,
 		keys, first, last, dob).Scan(&id))
+	_, err := f.db.Pool.Exec(context.Background(),
+		`INSERT INTO person_keys (patient_key, person_id) SELECT unnest($1::text[]), $2`, keys, id)
+	require.NoError(t, err)
 	return id
 }
 
@@ -278,4 +322,36 @@ func sorted(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return out
+}
+
+// loadExport stores the rows of a generated ECLRS export as Engine 1 would (one COPY, no de-duplication: the
+// generator's rows are distinct) and returns how many it stored.
+func loadExport(t testing.TB, db *pgtest.DB, opts eclrsgen.Options) int {
+	t.Helper()
+	ctx := context.Background()
+	var buf bytes.Buffer
+	require.NoError(t, eclrsgen.Write(&buf, opts))
+	lines := bytes.Split(bytes.TrimRight(buf.Bytes(), "\n"), []byte("\n"))
+	version, err := eclrs.DetectVersion(lines[0])
+	require.NoError(t, err)
+	var id int64
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM test_results`).Scan(&id))
+	var copyText []byte
+	for i, line := range lines[1:] {
+		r, err := version.ParseLine(line, i+2)
+		require.NoError(t, err)
+		id++
+		copyText = eclrs.AppendTestResultCopy(copyText, id, 1, &r)
+		copyText = append(copyText[:len(copyText)-1], `	\\x`...)
+		copyText = append(hex.AppendEncode(copyText, r.Checksum[:]), '\n')
+	}
+	conn, err := db.Pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(copyText),
+		`COPY test_results (`+strings.Join(eclrs.TestResultColumns, ", ")+`, checksum) FROM STDIN`)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `SELECT setval('test_results_id_seq', $1)`, id)
+	require.NoError(t, err)
+	return len(lines) - 1
 }

@@ -220,7 +220,7 @@ func (b *batch) createCase(who *person, p *plan, fips int64, archived *indexCase
 	if archived != nil {
 		copyForReinfection(data, archived.data, archived.caseID)
 	}
-	ic := &indexCase{id: b.takeCaseID(), personID: who.id, countyID: fips, data: data, created: true}
+	ic := &indexCase{id: b.takeCaseID(), personID: who.id, countyID: fips, caseID: newCaseID(b.now), data: data, created: true}
 	b.cases[who.id] = append(b.cases[who.id], ic)
 	b.bothEvents(tr.ID, ic, "index_case_created", eventData{indexCase: ic})
 	return ic

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -25,9 +29,11 @@ func (b *batch) write(ctx context.Context, tx pgx.Tx) error {
 		{"recording attempts", b.writeAttempts},
 	}
 	for _, s := range steps {
+		start := time.Now()
 		if err := s.fn(ctx, tx); err != nil {
 			return fmt.Errorf("%s: %w", s.what, err)
 		}
+		b.stepTimes = append(b.stepTimes, zap.Duration(strings.ReplaceAll(s.what, " ", "_"), time.Since(start)))
 	}
 	return nil
 }
@@ -53,7 +59,7 @@ func (b *batch) assignIDs(ctx context.Context, tx pgx.Tx) error {
 }
 
 func (b *batch) writePeople(ctx context.Context, tx pgx.Tx) error {
-	var rows [][]any
+	var rows, keyRows [][]any
 	var addIDs []int64
 	var addKeys []string
 	for _, p := range b.people {
@@ -64,16 +70,26 @@ func (b *batch) writePeople(ctx context.Context, tx pgx.Tx) error {
 				keys = []string{}
 			}
 			rows = append(rows, []any{p.id, keys, nullString(p.first), nullString(p.last), nullDate(p)})
+			for _, k := range keys {
+				keyRows = append(keyRows, []any{k, p.id})
+			}
 		case len(p.added) > 0:
 			for _, k := range p.added {
 				addIDs = append(addIDs, p.id)
 				addKeys = append(addKeys, k)
+				keyRows = append(keyRows, []any{k, p.id})
 			}
 		}
 	}
 	if len(rows) > 0 {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"people"},
 			[]string{"id", "patient_keys", "name_first", "name_last", "dob"}, pgx.CopyFromRows(rows)); err != nil {
+			return err
+		}
+	}
+	if len(keyRows) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"person_keys"},
+			[]string{"patient_key", "person_id"}, pgx.CopyFromRows(keyRows)); err != nil {
 			return err
 		}
 	}
@@ -97,13 +113,13 @@ func (b *batch) writeCases(ctx context.Context, tx pgx.Tx) error {
 		for _, ic := range b.cases[p.id] {
 			switch {
 			case ic.created:
-				j, err := json.Marshal(ic.data)
+				j, err := marshalData(ic.data)
 				if err != nil {
 					return err
 				}
-				rows = append(rows, []any{ic.id, ic.personID, ic.countyID, json.RawMessage(j)})
+				rows = append(rows, []any{ic.id, ic.personID, ic.countyID, ic.caseID, json.RawMessage(j)})
 			case ic.dirty:
-				j, err := json.Marshal(ic.data)
+				j, err := marshalData(ic.data)
 				if err != nil {
 					return err
 				}
@@ -114,7 +130,7 @@ func (b *batch) writeCases(ctx context.Context, tx pgx.Tx) error {
 	}
 	if len(rows) > 0 {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"index_cases"},
-			[]string{"id", "person_id", "county_id", "data"}, pgx.CopyFromRows(rows)); err != nil {
+			[]string{"id", "person_id", "county_id", "case_id", "data"}, pgx.CopyFromRows(rows)); err != nil {
 			return err
 		}
 	}
@@ -130,7 +146,7 @@ func (b *batch) writeCases(ctx context.Context, tx pgx.Tx) error {
 func (b *batch) writeLabs(ctx context.Context, tx pgx.Tx) error {
 	rows := make([][]any, 0, len(b.newLabs))
 	for _, lr := range b.newLabs {
-		j, err := json.Marshal(lr.data)
+		j, err := marshalData(lr.data)
 		if err != nil {
 			return err
 		}
@@ -147,7 +163,7 @@ func (b *batch) writeLabs(ctx context.Context, tx pgx.Tx) error {
 	for _, labs := range b.labs {
 		for _, lr := range labs {
 			if lr.dirty && !lr.created {
-				j, err := json.Marshal(lr.data)
+				j, err := marshalData(lr.data)
 				if err != nil {
 					return err
 				}
@@ -182,7 +198,7 @@ func (b *batch) writeChangeLogs(ctx context.Context, tx pgx.Tx) error {
 			if m == nil {
 				m = map[string]any{}
 			}
-			j, err := json.Marshal(m)
+			j, err := marshalData(m)
 			if err != nil {
 				return err
 			}

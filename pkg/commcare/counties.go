@@ -373,7 +373,8 @@ func (c *CountyCache) refresh(ctx context.Context, failures int) (time.Duration,
 			return 0, failures
 		}
 		failures++
-		c.logger.Warn("county list refresh failed; serving the last good list",
+		// The last good list, if any, stays in place: routing on a 30-minute-old list beats not routing.
+		c.logger.Warn("county list refresh failed",
 			zap.Error(err), zap.Duration("retry_in", c.config.RetryInterval), zap.Int("failures", failures))
 		return c.config.RetryInterval, failures
 	}

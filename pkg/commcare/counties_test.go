@@ -737,7 +737,7 @@ func TestCountyCache(t *testing.T) {
 		source.answer(t, fetchResult{err: errors.New("503 again")})
 		second := mustCountyList(t, commcaretest.TestCounties()[:2])
 		source.answer(t, fetchResult{list: second})
-		warnings := logs.FilterMessage("county list refresh failed; serving the last good list").All()
+		warnings := logs.FilterMessage("county list refresh failed").All()
 		require.Len(t, warnings, 2)
 		require.Equal(t, zapcore.WarnLevel, warnings[0].Level)
 		fields := warnings[1].ContextMap()

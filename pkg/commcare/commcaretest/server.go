@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -302,7 +303,7 @@ func (s *Server) serveFixture(w http.ResponseWriter, r *http.Request, domain str
 		return
 	}
 	if fixtureType := r.URL.Query().Get("fixture_type"); fixtureType != "county_list" {
-		writeError(w, http.StatusNotFound, "no lookup table of type "+strings.TrimSpace(fixtureType))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no lookup table of type %q", fixtureType))
 		return
 	}
 	s.mu.Lock()

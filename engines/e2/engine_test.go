@@ -1,0 +1,130 @@
+package e2
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
+)
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	_, err := New(Config{BatchSize: -1, Workers: 100, PollInterval: time.Millisecond, MaxAttempts: -2}, Deps{})
+	require.Error(t, err)
+	for _, want := range []string{"batch size -1", "100 workers", "poll interval 1ms", "max attempts -2",
+		"a database pool is required", "a county list is required"} {
+		require.ErrorContains(t, err, want)
+	}
+}
+
+// outcome counts what a run produced, for comparing runs over the same test results.
+type runOutcome struct {
+	People, Cases, Labs, ChangeLogs, Finished int
+	Events                                    map[string]int
+}
+
+func (f *fixture) outcome(t *testing.T) runOutcome {
+	t.Helper()
+	o := runOutcome{
+		People:     f.count(t, `SELECT count(*) FROM people`),
+		Cases:      f.count(t, `SELECT count(*) FROM index_cases`),
+		Labs:       f.count(t, `SELECT count(*) FROM lab_results`),
+		ChangeLogs: f.count(t, `SELECT count(*) FROM change_logs`),
+		Finished:   f.count(t, `SELECT count(*) FROM test_result_events WHERE finished`),
+		Events:     map[string]int{},
+	}
+	rows, err := f.db.Pool.Query(context.Background(), `SELECT type, count(*) FROM events GROUP BY type`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var typ string
+		var n int
+		require.NoError(t, rows.Scan(&typ, &n))
+		o.Events[typ] = n
+	}
+	require.NoError(t, rows.Err())
+	return o
+}
+
+func TestTwoDaemonsDrainOneBacklogWithoutDuplicates(t *testing.T) {
+	t.Parallel()
+	export := eclrsgen.Options{Rows: 6000, Seed: 5}
+
+	// The reference: the same export drained by one engine with one worker.
+	ref := newFixtureWith(t, commcaretest.NewYorkCounties())
+	n := loadExport(t, ref.db, export)
+	ref.drain(t, func(c *Config) { c.BatchSize = 500 })
+	want := ref.outcome(t)
+	require.Equal(t, n, want.Finished)
+	require.Positive(t, want.People)
+
+	// Two engines, as two daemons would be, each with two workers and small batches so their claims interleave.
+	f := newFixtureWith(t, commcaretest.NewYorkCounties())
+	loadExport(t, f.db, export)
+	engines := []*Engine{}
+	for range 2 {
+		engines = append(engines, f.engine(t, func(c *Config) { c.BatchSize, c.Workers = 150, 2 }))
+	}
+	var g errgroup.Group
+	for _, e := range engines {
+		g.Go(func() error { return e.Run(context.Background()) })
+	}
+	require.NoError(t, g.Wait())
+	checkInvariants(t, f.db)
+
+	require.Equal(t, want, f.outcome(t), "the same people, cases, lab results and events as one engine alone")
+	total := 0
+	for i, e := range engines {
+		s := e.Stats()
+		require.Positive(t, s.Results, "engine %d did part of the work", i)
+		total += s.Results
+	}
+	require.Equal(t, n, total, "every test result was processed by exactly one engine")
+	require.Zero(t, f.count(t, `SELECT count(*) FROM (SELECT 1 FROM lab_results
+		GROUP BY index_case_id, accession_number HAVING count(*) > 1) x`), "no lab result twice")
+	require.Zero(t, f.count(t, `SELECT count(*) FROM (SELECT 1 FROM index_cases
+		GROUP BY person_id, county_id HAVING count(*) > 1) x`), "no index case twice")
+}
+
+func TestNotifyWakesAnIdleEngine(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	e := f.engine(t, func(c *Config) { c.UntilIdle, c.Listen, c.PollInterval = false, true, time.Hour })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+
+	// Once the engine listens, it has made its first look and its workers sleep for the hour.
+	require.Eventually(t, func() bool {
+		return f.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query = $2`,
+			f.db.Name, "LISTEN "+eclrs.NotifyChannel) == 1
+	}, 20*time.Second, 10*time.Millisecond)
+	id := f.insert(t, newTestResult())
+	_, err := f.db.Pool.Exec(context.Background(), `SELECT pg_notify($1, '1')`, eclrs.NotifyChannel)
+	require.NoError(t, err)
+	// The poll interval is an hour: only the notification can have started this batch.
+	require.Eventually(t, func() bool { return len(f.trEvents(t, id)) > 0 }, 20*time.Second, 20*time.Millisecond)
+	require.Contains(t, f.trEvents(t, id), "processed")
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func TestPollingAloneFindsNewResults(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	e := f.engine(t, func(c *Config) { c.UntilIdle, c.Listen, c.PollInterval = false, false, 20 * time.Millisecond })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+
+	id := f.insert(t, newTestResult())
+	require.Eventually(t, func() bool { return len(f.trEvents(t, id)) > 0 }, 20*time.Second, 20*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	require.Contains(t, f.trEvents(t, id), "processed")
+}
