@@ -41,6 +41,8 @@ fuzz: ## Fuzz everything that reads outside input, 30 seconds each.
 	$(GO) test -run '^$$' -fuzz FuzzParseLine -fuzztime 30s ./pkg/eclrs
 	$(GO) test -run '^$$' -fuzz FuzzDetectVersion -fuzztime 30s ./pkg/eclrs
 	$(GO) test -run '^$$' -fuzz FuzzParseNotification -fuzztime 30s ./engines/e1
+	$(GO) test -run '^$$' -fuzz FuzzParseCountyList -fuzztime 30s ./pkg/commcare
+	$(GO) test -run '^$$' -fuzz FuzzMarshalData -fuzztime 30s ./engines/e2
 
 .PHONY: bench-e2
 bench-e2: db ## Benchmark Engine 2 on the 200,000 new test results of a generated export and print the figures.

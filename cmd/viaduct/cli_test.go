@@ -171,13 +171,7 @@ func TestCommandHelp(t *testing.T) {
 func TestRunConfiguration(t *testing.T) {
 	t.Parallel()
 
-	tests := []struct {
-		name      string
-		env       map[string]string
-		args      []string
-		want      []string // each must appear in stderr
-		wantNotIn []string // none may appear in stderr
-	}{
+	tests := []configCase{
 		{
 			name: "ReportsEveryProblemAtOnce",
 			env:  map[string]string{"VIADUCT_LOG_LEVEL": "loud", "VIADUCT_SHUTDOWN_GRACE": "soon"},
@@ -225,6 +219,21 @@ func TestRunConfiguration(t *testing.T) {
 			want: []string{"-e9"},
 		},
 	}
+	checkConfigCases(t, tests)
+}
+
+// configCase is a `viaduct run` invocation that must be refused at start.
+type configCase struct {
+	name      string
+	env       map[string]string
+	args      []string
+	want      []string // each must appear in stderr
+	wantNotIn []string // none may appear in stderr
+}
+
+// checkConfigCases runs each case and requires exit code 2, the usage hint, and the expected problems.
+func checkConfigCases(t *testing.T, tests []configCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()

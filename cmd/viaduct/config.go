@@ -158,23 +158,8 @@ func addE2(s *optionSet, c *config) {
 	s.String(&c.E2IgnoreBefore, "e2-ignore-before", "VIADUCT_E2_IGNORE_BEFORE", e2.DefaultIgnoreBefore.Format(time.DateOnly),
 		"Ignore test results ECLRS created on or before this date (YYYY-MM-DD, UTC midnight) or RFC 3339 time.")
 	s.check(func() error {
-		var errs []error
-		if c.E2BatchSize < 1 || c.E2BatchSize > 50_000 {
-			errs = append(errs, fmt.Errorf("--e2-batch-size %d must be between 1 and 50000", c.E2BatchSize))
-		}
-		if c.E2Workers < 1 || c.E2Workers > 64 {
-			errs = append(errs, fmt.Errorf("--e2-workers %d must be between 1 and 64", c.E2Workers))
-		}
-		if c.E2PollInterval < 10*time.Millisecond {
-			errs = append(errs, fmt.Errorf("--e2-poll-interval %s must be at least 10ms", c.E2PollInterval))
-		}
-		if c.E2MaxAttempts < 1 {
-			errs = append(errs, fmt.Errorf("--e2-max-attempts %d must be at least 1", c.E2MaxAttempts))
-		}
-		if _, err := c.ignoreBefore(); err != nil {
-			errs = append(errs, err)
-		}
-		return errors.Join(errs...)
+		_, err := c.ignoreBefore()
+		return errors.Join(err, c.e2Config().Validate())
 	})
 }
 

@@ -18,8 +18,8 @@ import (
 
 	"github.com/viaduct-nys/viaduct/engines/e1"
 	"github.com/viaduct-nys/viaduct/engines/e2"
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/migrations"
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
 
 func runDaemon(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

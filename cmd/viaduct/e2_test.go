@@ -11,12 +11,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/viaduct-nys/viaduct/engines/e2"
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
@@ -106,13 +108,7 @@ func TestE2Configuration(t *testing.T) {
 
 	const needsCounties = "--e2 needs the county list: --county-list-file (VIADUCT_COUNTY_LIST_FILE), " +
 		"or --commcare-url and --commcare-api-key (COMMCARE_BASE_URL, COMMCARE_API_KEY_CREDENTIALS)"
-	tests := []struct {
-		name      string
-		env       map[string]string
-		args      []string
-		want      []string // each must appear in stderr
-		wantNotIn []string // none may appear in stderr
-	}{
+	tests := []configCase{
 		{
 			name: "NeedsCountySource",
 			args: []string{"run", "--e2"},
@@ -174,28 +170,21 @@ func TestE2Configuration(t *testing.T) {
 			want: []string{"--e1 needs --sqs-queue-url"}, wantNotIn: []string{"--e2 needs", "k3y"},
 		},
 		{
+			name: "RefusesOutOfRangeTuning",
+			args: []string{"run", "--e2", "--county-list-file", "counties.json", "--e2-batch-size", "0",
+				"--e2-workers", "0", "--e2-poll-interval", "1ms", "--e2-max-attempts", "0"},
+			want: []string{"e2: batch size 0 is outside 1 to 50,000", "e2: 0 workers is outside 1 to 64",
+				"e2: poll interval 1ms is below 10ms", "e2: max attempts 0 must be at least 1"},
+			wantNotIn: []string{"--e2 needs the county list"},
+		},
+		{
 			name: "E2DisabledNeedsNoCounties",
 			env:  map[string]string{"VIADUCT_E2_ENABLED": "true"},
 			args: []string{"run", "--e2=false", "--e1"},
 			want: []string{"--e1 needs --sqs-queue-url"}, wantNotIn: []string{"--e2 needs"},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			res := runCLI(t, tt.env, tt.args...)
-			require.Equal(t, 2, res.code, "stderr:\n%s", res.stderr)
-			require.Contains(t, res.stderr, "viaduct run: invalid configuration")
-			require.Contains(t, res.stderr, "Run 'viaduct run --help' for the flags.")
-			for _, want := range tt.want {
-				require.Contains(t, res.stderr, want)
-			}
-			for _, unwanted := range tt.wantNotIn {
-				require.NotContains(t, res.stderr, unwanted)
-			}
-			require.Empty(t, res.stdout)
-		})
-	}
+	checkConfigCases(t, tests)
 }
 
 // TestE2Help checks that `viaduct run --help` lists Engine 2's and the county list's flags next to their environment
@@ -419,4 +408,39 @@ func TestE2EndToEnd(t *testing.T) {
 	})
 	require.True(t, ok, "a run failed")
 	require.Equal(t, outcomes[0], outcomes[1], "the county list from CommCare gives what the file gives")
+}
+
+// TestFakeCommCareCommand runs `viaduct fake-commcare` as a process: it prints where it listens, serves the county
+// list to a real client with the credentials it printed, and exits 0 on SIGTERM.
+func TestFakeCommCareCommand(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(viaductBin, "fake-commcare", "--addr", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	lines := bufio.NewScanner(stdout)
+	require.True(t, lines.Scan())
+	url, ok := strings.CutPrefix(lines.Text(), "fake CommCare at ")
+	require.True(t, ok, lines.Text())
+	require.True(t, lines.Scan())
+	env := map[string]string{}
+	for _, kv := range strings.Fields(lines.Text()) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	require.Equal(t, url, env["COMMCARE_BASE_URL"])
+
+	client, err := commcare.NewClient(commcare.ClientConfig{BaseURL: url,
+		Credentials: env["COMMCARE_API_KEY_CREDENTIALS"], RootDomain: env["COMMCARE_ROOT_DOMAIN"]})
+	require.NoError(t, err)
+	list, err := client.CountyList(context.Background())
+	require.NoError(t, err)
+	statewide, ok := list.Statewide()
+	require.True(t, ok)
+	require.Equal(t, "ny-statewide-cdcms", statewide.Domain)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait())
 }

@@ -103,7 +103,8 @@ func printStatus(w io.Writer, r *statusReport) {
 		fmt.Fprintf(w, "last failure: %s (file %d) at %s: %s\n", f.Filename, f.ID, formatTime(f.CompletedAt), f.FailureReason)
 	}
 	if t := r.E2.OldestWaiting; t != nil {
-		fmt.Fprintf(w, "oldest waiting test result: imported %s (%s ago)\n", formatTime(t), time.Since(*t).Round(time.Second))
+		fmt.Fprintf(w, "oldest waiting test result: imported %s (%s ago)\n", formatTime(t),
+			(time.Duration(r.E2.OldestWaitingAge) * time.Second).Round(time.Second))
 	}
 	if r.E2.LastFailure != "" {
 		fmt.Fprintf(w, "last test result failure: %s\n", r.E2.LastFailure)

@@ -45,12 +45,12 @@ type indexCase struct {
 
 // labResult is a lab_results row as a batch sees it. Its id is assigned when the batch is written.
 type labResult struct {
-	id          int64
-	indexCase   *indexCase
-	accession   string
-	data        map[string]any
-	created     bool
-	dirty       bool
+	id        int64
+	indexCase *indexCase
+	accession string
+	data      map[string]any
+	created   bool
+	dirty     bool
 }
 
 // changeLog is a change_logs row: what one test result added to a case or lab result and what it was not allowed
@@ -75,16 +75,16 @@ type batch struct {
 
 	byKey  map[string]*person
 	byName map[nameKey]*person
-	people []*person             // every person loaded or created, in order
+	people []*person              // every person loaded or created, in order
 	cases  map[int64][]*indexCase // by person id, in id order
 	labs   map[int64][]*labResult // by index case id, in id order; only the accession numbers of this batch
 
 	personIDs []int64 // pre-allocated ids for people this batch may create
 	caseIDs   []int64 // and for index cases
 
-	newLabs    []*labResult
-	changeLogs []changeLog
-	events     []event
+	newLabs       []*labResult
+	changeLogs    []changeLog
+	events        []event
 	retries       []retry
 	clearAttempts []int64 // finished test results that had failed attempts before
 

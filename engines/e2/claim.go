@@ -105,7 +105,9 @@ func (e *Engine) runBatch(ctx context.Context, worker int) (int, error) {
 	floor := e.floor
 	e.mu.Unlock()
 
-	ids, err := e.processBatch(ctx, func(tx pgx.Tx) ([]claimed, error) { return claimAfter(ctx, tx, floor, e.config.BatchSize, worker, e.config.Workers) })
+	ids, err := e.processBatch(ctx, func(tx pgx.Tx) ([]claimed, error) {
+		return claimAfter(ctx, tx, floor, e.config.BatchSize, worker, e.config.Workers)
+	})
 	if err != nil && len(ids) == 0 {
 		return 0, err
 	}

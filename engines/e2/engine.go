@@ -28,7 +28,8 @@ type Config struct {
 	PollInterval time.Duration
 	// MaxAttempts is how many times a test result is tried before it is marked processing_failed. Defaults to 8.
 	MaxAttempts int
-	// RetryInitial and RetryMax bound the exponential backoff between attempts. Default to 1 second and 10 minutes.
+	// RetryInitial and RetryMax bound the exponential backoff between attempts. Default (when zero) to 1 second and
+	// 10 minutes.
 	RetryInitial time.Duration
 	RetryMax     time.Duration
 	// IgnoreBefore: test results whose eclrs_create_date is not after it are ignored. Defaults to
@@ -65,7 +66,9 @@ func (c *Config) setDefaults() {
 	}
 }
 
-func (c Config) validate() error {
+// Validate reports every problem with c at once. New applies the defaults first; a caller checking flags before
+// that (the daemon) gets zeros reported as out of range.
+func (c Config) Validate() error {
 	var errs []error
 	if c.BatchSize < 1 || c.BatchSize > 50_000 {
 		errs = append(errs, fmt.Errorf("e2: batch size %d is outside 1 to 50,000", c.BatchSize))
@@ -79,8 +82,8 @@ func (c Config) validate() error {
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("e2: max attempts %d must be at least 1", c.MaxAttempts))
 	}
-	if c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial {
-		errs = append(errs, fmt.Errorf("e2: retry backoff %s…%s must be positive and increasing", c.RetryInitial, c.RetryMax))
+	if c.RetryInitial < 0 || c.RetryMax < 0 || (c.RetryMax != 0 && c.RetryMax < c.RetryInitial) {
+		errs = append(errs, fmt.Errorf("e2: retry backoff %s…%s must not be negative or decreasing", c.RetryInitial, c.RetryMax))
 	}
 	return errors.Join(errs...)
 }
@@ -112,10 +115,10 @@ type Engine struct {
 	logger *zap.Logger
 	wake   *waker
 
-	mu    sync.Mutex
+	mu         sync.Mutex
 	floor      int64 // every test result with an id at or below floor is finished
 	floorSetAt time.Time
-	stats Stats
+	stats      Stats
 }
 
 // Stats are an engine's totals since it started, for logs and benchmarks.
@@ -137,7 +140,7 @@ type Stats struct {
 // New validates config and returns an Engine ready to Run.
 func New(config Config, deps Deps) (*Engine, error) {
 	config.setDefaults()
-	errs := []error{config.validate()}
+	errs := []error{config.Validate()}
 	if deps.Pool == nil {
 		errs = append(errs, errors.New("e2: a database pool is required"))
 	}

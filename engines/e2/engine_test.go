@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
@@ -117,7 +118,7 @@ func TestNotifyWakesAnIdleEngine(t *testing.T) {
 func TestPollingAloneFindsNewResults(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	e := f.engine(t, func(c *Config) { c.UntilIdle, c.Listen, c.PollInterval = false, false, 20 * time.Millisecond })
+	e := f.engine(t, func(c *Config) { c.UntilIdle, c.Listen, c.PollInterval = false, false, 20*time.Millisecond })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
@@ -127,4 +128,44 @@ func TestPollingAloneFindsNewResults(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 	require.Contains(t, f.trEvents(t, id), "processed")
+}
+
+func TestSummarize(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	good := f.insert(t, newTestResult())
+	old := newTestResult()
+	old.EclrsCreateDate = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.insert(t, old)
+	noAccession := newTestResult()
+	noAccession.RequestAccessionNumber = ""
+	f.insert(t, noAccession)
+	unplaceable := newTestResult()
+	unplaceable.CountyID = 4242 // in the list below, but without a counties row: retried
+	f.insert(t, unplaceable)
+	f.counties.list = mustCountyList(t, append(f.counties.list.All(), commcare.County{FIPS: "4242", Name: "newshire",
+		Display: "Newshire", Domain: "uk-newshire-cdcms", LocationID: "n4n4", Participating: true}))
+	_, err := f.db.Pool.Exec(ctx, `UPDATE test_results SET inserted_at = now() - interval '1 hour' WHERE id = $1`, good)
+	require.NoError(t, err)
+
+	before, err := Summarize(ctx, f.db.Pool)
+	require.NoError(t, err)
+	require.Equal(t, int64(4), before.Waiting)
+	require.NotNil(t, before.OldestWaiting)
+	require.GreaterOrEqual(t, before.OldestWaitingAge, 3600.0)
+	require.Zero(t, before.Processed)
+
+	f.drain(t, nil)
+	after, err := Summarize(ctx, f.db.Pool)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), after.Processed, "the good one and the ignored one")
+	require.Equal(t, int64(1), after.Ignored)
+	require.Equal(t, int64(1), after.Failed)
+	require.Contains(t, after.LastFailure, "request_accession_number is empty")
+	require.Equal(t, int64(1), after.Waiting, "the one waiting for a retry")
+	require.Equal(t, int64(1), after.Retrying)
+	require.Equal(t, int64(1), after.People)
+	require.Equal(t, int64(1), after.IndexCases)
+	require.Equal(t, int64(1), after.LabResults)
 }

@@ -18,8 +18,10 @@ type Summary struct {
 	// Waiting counts test results not finished yet; Retrying is the part of them waiting for another attempt.
 	Waiting  int64 `json:"waiting"`
 	Retrying int64 `json:"retrying"`
-	// OldestWaiting is when the oldest waiting test result was imported, if any waits.
-	OldestWaiting *time.Time `json:"oldest_waiting,omitempty"`
+	// OldestWaiting is when the oldest waiting test result was imported, if any waits, and OldestWaitingAge how
+	// long ago that was by the database's clock: the number to alert on.
+	OldestWaiting    *time.Time `json:"oldest_waiting,omitempty"`
+	OldestWaitingAge float64    `json:"oldest_waiting_age_seconds"`
 	// People, IndexCases and LabResults count the rows Engine 2 (and later engines) have made.
 	People     int64 `json:"people"`
 	IndexCases int64 `json:"index_cases"`
@@ -45,9 +47,11 @@ func Summarize(ctx context.Context, db eclrs.DBTX) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 2's work: %w", err)
 	}
-	err = db.QueryRow(ctx, `SELECT count(*), min(tr.inserted_at) FROM test_results tr
+	err = db.QueryRow(ctx, `SELECT count(*), min(tr.inserted_at),
+		       coalesce(extract(epoch FROM now() - min(tr.inserted_at)), 0)::float8
+		  FROM test_results tr
 		 WHERE NOT EXISTS (SELECT 1 FROM test_result_events f WHERE f.test_result_id = tr.id AND f.finished)`).
-		Scan(&s.Waiting, &s.OldestWaiting)
+		Scan(&s.Waiting, &s.OldestWaiting, &s.OldestWaitingAge)
 	if err != nil {
 		return nil, fmt.Errorf("counting waiting test results: %w", err)
 	}
