@@ -184,13 +184,18 @@ func (b *batch) load(ctx context.Context, tx pgx.Tx, plans []plan) error {
 		accessions[p.tr.RequestAccessionNumber] = true
 		if p.tr.PatientKey != "" {
 			keys = append(keys, p.tr.PatientKey)
-			lockKeys = append(lockKeys, lockKey("viaduct:person-key:"+p.tr.PatientKey))
 		}
+		// One lock per result, on the identity most likely to be shared: the name when there is one (results of one
+		// person under different keys meet there), else the key. The locks only keep batches from colliding: the
+		// unique indexes on person_keys and on people's name and date of birth make a duplicate person impossible
+		// whatever the locks, by failing the later batch, which is then tried again.
 		if p.name != nil {
 			lockKeys = append(lockKeys, lockKey("viaduct:person-name:"+p.name.String()))
 			dobs = append(dobs, pgtype.Date{Time: p.name.dob, Valid: true})
 			lasts = append(lasts, p.name.last)
 			firsts = append(firsts, p.name.first)
+		} else if p.tr.PatientKey != "" {
+			lockKeys = append(lockKeys, lockKey("viaduct:person-key:"+p.tr.PatientKey))
 		}
 	}
 	if need == 0 {

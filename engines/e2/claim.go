@@ -111,11 +111,17 @@ func (e *Engine) runBatch(ctx context.Context, worker int) (int, error) {
 	if err != nil && len(ids) == 0 {
 		return 0, err
 	}
+	if err != nil && ctx.Err() == nil {
+		// Most failures are a collision with another daemon's batch over a new person; once that one has
+		// committed, the same batch goes through.
+		e.logger.Warn("batch failed; trying it again", zap.Int("test_results", len(ids)), zap.Error(err))
+		_, err = e.processBatch(ctx, func(tx pgx.Tx) ([]claimed, error) { return claimIDs(ctx, tx, ids) })
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, nil
 		}
-		e.logger.Warn("batch failed; processing its test results one at a time",
+		e.logger.Warn("batch failed twice; processing its test results one at a time",
 			zap.Int("test_results", len(ids)), zap.Error(err))
 		for _, id := range ids {
 			if _, err := e.processBatch(ctx, func(tx pgx.Tx) ([]claimed, error) { return claimIDs(ctx, tx, []int64{id}) }); err != nil {
