@@ -18,8 +18,10 @@
 // lab result per accession number on each. Existing values are never overwritten: a merge only fills what is blank,
 // and records what it added and what it refused in change_logs.
 //
-// Person identities are locked (advisory locks on patient keys and names, then on the people found) before they
-// are read, so two daemons never create the same person twice or merge into stale cases. Rules run in memory over
+// Unique indexes on person_keys and on people's name and date of birth make a duplicate person impossible. An
+// advisory lock per identity (the name, else the patient key) keeps batches from colliding over a new person, and
+// row locks on the people found (commcare.LockPeople), held until commit, keep two daemons from merging into stale
+// cases. A batch that collides anyway is tried once more. Rules run in memory over
 // the batch and the outcome is written with COPY and set-based updates: one transaction per batch, so every result
 // in it is either wholly written or not at all. When a batch's transaction fails, its results are tried one at a
 // time; a result that fails alone is retried with exponential backoff and after the last attempt marked
