@@ -111,6 +111,9 @@ func TestCommandHelp(t *testing.T) {
 				[2]string{"e2-poll-interval", "VIADUCT_E2_POLL_INTERVAL"},
 				[2]string{"e2-max-attempts", "VIADUCT_E2_MAX_ATTEMPTS"},
 				[2]string{"e2-ignore-before", "VIADUCT_E2_IGNORE_BEFORE"},
+				[2]string{"e3-batch-size", "VIADUCT_E3_BATCH_SIZE"},
+				[2]string{"e3-busy-poll-interval", "VIADUCT_E3_BUSY_POLL_INTERVAL"},
+				[2]string{"e3-idle-poll-interval", "VIADUCT_E3_IDLE_POLL_INTERVAL"},
 			),
 		},
 		{
@@ -187,7 +190,6 @@ func TestRunConfiguration(t *testing.T) {
 			args: []string{"run", "--log-format", "xml", "--batch-rows", "many"},
 			want: []string{"no engine enabled", `--log-format "xml"`, "--batch-rows"},
 		},
-		{name: "E3NotInThisBuild", args: []string{"run", "--e3"}, want: []string{"Engine 3 is not part of this build"}},
 		{name: "E4NotInThisBuild", args: []string{"run", "--e4"}, want: []string{"Engine 4 is not part of this build"}},
 		{name: "E5NotInThisBuild", args: []string{"run", "--e5"}, want: []string{"Engine 5 is not part of this build"}},
 		{

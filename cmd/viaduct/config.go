@@ -17,6 +17,7 @@ import (
 
 	"github.com/viaduct-nys/viaduct/engines/e1"
 	"github.com/viaduct-nys/viaduct/engines/e2"
+	"github.com/viaduct-nys/viaduct/engines/e3"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
 
@@ -53,6 +54,10 @@ type config struct {
 	E2PollInterval time.Duration
 	E2MaxAttempts  int
 	E2IgnoreBefore string
+
+	E3BatchSize        int
+	E3BusyPollInterval time.Duration
+	E3IdlePollInterval time.Duration
 }
 
 func addDatabase(s *optionSet, c *config) {
@@ -187,6 +192,20 @@ func (c *config) e2Config() e2.Config {
 	}
 }
 
+func addE3(s *optionSet, c *config) {
+	s.Int(&c.E3BatchSize, "e3-batch-size", "VIADUCT_E3_BATCH_SIZE", 100, "Changed index cases Engine 3 enqueues per transaction.")
+	s.Duration(&c.E3BusyPollInterval, "e3-busy-poll-interval", "VIADUCT_E3_BUSY_POLL_INTERVAL", time.Second,
+		"Pause between Engine 3's batches while changed cases keep coming.")
+	s.Duration(&c.E3IdlePollInterval, "e3-idle-poll-interval", "VIADUCT_E3_IDLE_POLL_INTERVAL", 5*time.Second,
+		"Pause after a pass of Engine 3 over every index case.")
+	s.check(func() error { return c.e3Config().Validate() })
+}
+
+func (c *config) e3Config() e3.Config {
+	return e3.Config{BatchSize: c.E3BatchSize, BusyPollInterval: c.E3BusyPollInterval,
+		IdlePollInterval: c.E3IdlePollInterval, UntilIdle: c.UntilIdle}
+}
+
 func addRun(s *optionSet, c *config) {
 	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /healthz, /readyz and /metrics; empty disables.")
 	s.Duration(&c.ShutdownGrace, "shutdown-grace", "VIADUCT_SHUTDOWN_GRACE", 30*time.Second,
@@ -211,7 +230,7 @@ var engineHelp = [6]string{1: "Enable Engine 1, the ECLRS extractor (SQS → S3 
 	4: "Enable Engine 4, the CommCare case loader.", 5: "Enable Engine 5, the CommCare extractor."}
 
 // implementedEngines are the engines this build has. Enabling another fails at start instead of running a stub.
-var implementedEngines = [6]bool{1: true, 2: true}
+var implementedEngines = [6]bool{1: true, 2: true, 3: true}
 
 // validateEngines reports every problem with the set of enabled engines at once.
 func (c *config) validateEngines() error {
@@ -223,7 +242,7 @@ func (c *config) validateEngines() error {
 		}
 		any = true
 		if !implementedEngines[n] {
-			errs = append(errs, fmt.Errorf("--e%d: Engine %d is not part of this build yet; enable only engines it has (e1, e2)", n, n))
+			errs = append(errs, fmt.Errorf("--e%d: Engine %d is not part of this build yet; enable only engines it has (e1, e2, e3)", n, n))
 		}
 	}
 	if !any {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -13,11 +14,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/viaduct-nys/viaduct/engines/e1"
 	"github.com/viaduct-nys/viaduct/engines/e2"
+	"github.com/viaduct-nys/viaduct/engines/e3"
 	"github.com/viaduct-nys/viaduct/migrations"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
@@ -32,6 +37,7 @@ func runDaemon(ctx context.Context, args []string, getenv func(string) string, s
 	addE1(s, &c)
 	addCommCare(s, &c)
 	addE2(s, &c)
+	addE3(s, &c)
 	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
 	}
@@ -137,6 +143,19 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 			return err
 		}
 		stages = append(stages, stage{"e2", engine.Run})
+	}
+
+	// Engine 3: CommCare enqueuer. It only inserts jobs, so its River client has no queues of its own.
+	if c.Engines[3] {
+		jobs, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: slog.New(zapslog.NewHandler(logger.Named("river").Core()))})
+		if err != nil {
+			return fmt.Errorf("creating the River client: %w", err)
+		}
+		engine, err := e3.New(c.e3Config(), e3.Deps{Pool: pool, Jobs: jobs, Logger: logger.Named("e3")})
+		if err != nil {
+			return err
+		}
+		stages = append(stages, stage{"e3", engine.Run})
 	}
 
 	runStage := func(st stage) error {

@@ -1,0 +1,220 @@
+package e3
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+)
+
+type fixture struct {
+	db     *pgtest.DB
+	client *river.Client[pgx.Tx]
+	person int64
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	db := pgtest.New(t)
+	// An insert-only River client: no queues, no workers.
+	client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{})
+	require.NoError(t, err)
+	f := &fixture{db: db, client: client}
+	require.NoError(t, db.Pool.QueryRow(context.Background(),
+		`INSERT INTO people (patient_keys) VALUES ('{1}') RETURNING id`).Scan(&f.person))
+	_, err = db.Pool.Exec(context.Background(), `INSERT INTO counties (id) VALUES (1111)`)
+	require.NoError(t, err)
+	return f
+}
+
+// testConfig keeps the pauses short; adjust tweaks it.
+func (f *fixture) engine(t *testing.T, adjust func(*Config)) *Engine {
+	t.Helper()
+	cfg := Config{UntilIdle: true, BusyPollInterval: time.Millisecond, IdlePollInterval: 10 * time.Millisecond}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	e, err := New(cfg, Deps{Pool: f.db.Pool, Jobs: f.client})
+	require.NoError(t, err)
+	return e
+}
+
+func (f *fixture) drain(t *testing.T) {
+	t.Helper()
+	require.NoError(t, f.engine(t, nil).Run(context.Background()))
+}
+
+// addCase stores an index case with the given events, oldest first, and returns its id.
+func (f *fixture) addCase(t *testing.T, events ...string) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
+		`INSERT INTO index_cases (person_id, county_id, data) VALUES ($1, 1111, '{}') RETURNING id`, f.person).Scan(&id))
+	f.addEvents(t, id, events...)
+	return id
+}
+
+func (f *fixture) addEvents(t *testing.T, caseID int64, events ...string) {
+	t.Helper()
+	for _, typ := range events {
+		_, err := f.db.Pool.Exec(context.Background(), `WITH ev AS (INSERT INTO events (type) VALUES ($1) RETURNING id)
+			INSERT INTO index_case_events (index_case_id, event_id) SELECT $2, id FROM ev`, typ, caseID)
+		require.NoError(t, err)
+	}
+}
+
+// jobs returns the case ids of Engine 4's jobs, in insertion order.
+func (f *fixture) jobs(t *testing.T) []string {
+	t.Helper()
+	rows, err := f.db.Pool.Query(context.Background(),
+		`SELECT args->>'case_id' FROM river_job WHERE kind = $1 ORDER BY id`, commcare.CaseLoaderArgs{}.Kind())
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return ids
+}
+
+func (f *fixture) caseID(t *testing.T, id int64) string {
+	t.Helper()
+	var caseID string
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(), `SELECT case_id FROM index_cases WHERE id = $1`, id).Scan(&caseID))
+	return caseID
+}
+
+func (f *fixture) enqueuedEvents(t *testing.T, id int64) int {
+	t.Helper()
+	var n int
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM index_case_events j
+		JOIN events e ON e.id = j.event_id WHERE j.index_case_id = $1 AND e.type = $2`,
+		id, commcare.EventSendToCommCareEnqueued).Scan(&n))
+	return n
+}
+
+// TestSelectionTruthTable is the reference's table (§4.1) and a few more rows: events oldest first, and whether the
+// case is enqueued.
+func TestSelectionTruthTable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		events   []string
+		selected bool
+	}{
+		{[]string{"index_case_created", "lab_result_untouched"}, true},
+		{[]string{"index_case_updated", "send_to_commcare_enqueued", "send_to_commcare_succeeded"}, false},
+		{[]string{"lab_result_created", "send_to_commcare_failed"}, false},
+		{[]string{"lab_result_updated", "lab_result_untouched"}, true},
+		{[]string{"index_case_created", "send_to_commcare_enqueued", "index_case_updated"}, true},
+		{nil, false},
+		{[]string{"retrieved_from_commcare", "index_case_untouched", "lab_result_untouched"}, false},
+		{[]string{"send_to_commcare_succeeded"}, false},
+		{[]string{"send_to_commcare_succeeded", "lab_result_created"}, true},
+		{[]string{"index_case_created", "send_to_commcare_discarded"}, true},
+	} {
+		name := "no events"
+		if len(tc.events) > 0 {
+			name = strings.Join(tc.events, ",")
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			id := f.addCase(t, tc.events...)
+			before := f.enqueuedEvents(t, id)
+			f.drain(t)
+			if !tc.selected {
+				require.Empty(t, f.jobs(t))
+				require.Equal(t, before, f.enqueuedEvents(t, id))
+				return
+			}
+			require.Equal(t, []string{f.caseID(t, id)}, f.jobs(t))
+			require.Equal(t, before+1, f.enqueuedEvents(t, id))
+			// Handed off, the case is no longer selected.
+			f.drain(t)
+			require.Len(t, f.jobs(t), 1)
+			require.Equal(t, before+1, f.enqueuedEvents(t, id))
+		})
+	}
+}
+
+func TestJobCarriesCaseAndCounty(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.addCase(t, commcare.EventIndexCaseCreated)
+	f.drain(t)
+	var args commcare.CaseLoaderArgs
+	var queue string
+	var maxAttempts int
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
+		`SELECT args, queue, max_attempts FROM river_job`).Scan(&args, &queue, &maxAttempts))
+	require.Equal(t, commcare.CaseLoaderArgs{CaseID: f.caseID(t, id), CountyID: 1111}, args)
+	require.Equal(t, commcare.CaseLoaderQueue, queue)
+	require.Equal(t, commcare.CaseLoaderMaxAttempts, maxAttempts)
+}
+
+func TestChangeWhileJobWaitsOrRuns(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	id := f.addCase(t, commcare.EventIndexCaseCreated)
+	f.drain(t)
+	require.Len(t, f.jobs(t), 1)
+
+	// Changed while its job still waits: that job will send the newest data, so there is no second job, but the
+	// hand-off is recorded and the case is not selected again.
+	f.addEvents(t, id, commcare.EventLabResultCreated)
+	f.drain(t)
+	require.Len(t, f.jobs(t), 1, "never queued twice at once")
+	require.Equal(t, 2, f.enqueuedEvents(t, id))
+
+	// Changed while its job runs: the running job may have read the data already, so the case stays changed ...
+	_, err := f.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now()`)
+	require.NoError(t, err)
+	f.addEvents(t, id, commcare.EventLabResultUpdated)
+	res, err := f.engine(t, nil).enqueueBatch(ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.deferred)
+	require.Zero(t, res.enqueued)
+	require.Equal(t, 2, f.enqueuedEvents(t, id), "no hand-off recorded while the job runs")
+
+	// ... and once that job has finished it is queued again: the change is not lost.
+	_, err = f.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'completed', finalized_at = now()`)
+	require.NoError(t, err)
+	f.drain(t)
+	require.Len(t, f.jobs(t), 2)
+	require.Equal(t, 3, f.enqueuedEvents(t, id))
+}
+
+func TestTwoEnginesEnqueueEachCaseOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var ids []int64
+	for range 300 {
+		ids = append(ids, f.addCase(t, commcare.EventIndexCaseCreated, commcare.EventLabResultCreated))
+	}
+	var g errgroup.Group
+	for range 2 {
+		e := f.engine(t, func(c *Config) { c.BatchSize = 20 })
+		g.Go(func() error { return e.Run(context.Background()) })
+	}
+	require.NoError(t, g.Wait())
+	require.Len(t, f.jobs(t), len(ids))
+	for _, id := range ids {
+		require.Equal(t, 1, f.enqueuedEvents(t, id))
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	t.Parallel()
+	_, err := New(Config{BatchSize: -1, IdlePollInterval: time.Millisecond}, Deps{})
+	require.ErrorContains(t, err, "batch size -1")
+	require.ErrorContains(t, err, "idle at least 10ms")
+	require.ErrorContains(t, err, "a database pool is required")
+	require.ErrorContains(t, err, "a River client is required")
+}
