@@ -17,12 +17,14 @@ type claimed struct {
 	attempts int
 }
 
-// readyCondition is the data-at-rest contract: a test result is ready when it has no finished event (processed or
-// processing_failed) and is not waiting for a retry.
-// The repeated bound on f.test_result_id lets the anti-join start both of its index scans at the floor instead of
-// reading every finished result from the first.
-const readyCondition = `NOT EXISTS (SELECT 1 FROM test_result_events f
-	                    WHERE f.test_result_id = tr.id AND f.finished AND f.test_result_id > $1)
+// unfinished is the data-at-rest contract with Engine 1: test result tr has no finished event (processed or
+// processing_failed). $1 is a lower bound on tr.id; repeating it on f.test_result_id lets the anti-join start both
+// of its index scans there instead of reading every finished result from the first.
+const unfinished = `NOT EXISTS (SELECT 1 FROM test_result_events f
+	                 WHERE f.test_result_id = tr.id AND f.finished AND f.test_result_id > $1)`
+
+// readyCondition: a test result is ready when it is unfinished and not waiting for a retry.
+const readyCondition = unfinished + `
 	AND NOT EXISTS (SELECT 1 FROM test_result_attempts w WHERE w.test_result_id = tr.id AND w.next_attempt_at > now())`
 
 // claimAfter locks up to limit ready test results with ids above after, in id order, from the worker's share:
@@ -82,9 +84,7 @@ func nextFloor(ctx context.Context, db eclrs.DBTX, floor int64) (int64, error) {
 	var next int64
 	err := db.QueryRow(ctx, `SELECT coalesce(
 		    (SELECT tr.id - 1 FROM test_results tr
-		      WHERE tr.id > $1
-		        AND NOT EXISTS (SELECT 1 FROM test_result_events f
-		                         WHERE f.test_result_id = tr.id AND f.finished AND f.test_result_id > $1)
+		      WHERE tr.id > $1 AND `+unfinished+`
 		      ORDER BY tr.id LIMIT 1),
 		    (SELECT coalesce(max(id), 0) FROM test_results))`, floor).Scan(&next)
 	if err != nil {

@@ -50,7 +50,7 @@ func Summarize(ctx context.Context, db eclrs.DBTX) (*Summary, error) {
 	err = db.QueryRow(ctx, `SELECT count(*), min(tr.inserted_at),
 		       coalesce(extract(epoch FROM now() - min(tr.inserted_at)), 0)::float8
 		  FROM test_results tr
-		 WHERE NOT EXISTS (SELECT 1 FROM test_result_events f WHERE f.test_result_id = tr.id AND f.finished)`).
+		 WHERE `+unfinished, int64(0)).
 		Scan(&s.Waiting, &s.OldestWaiting, &s.OldestWaitingAge)
 	if err != nil {
 		return nil, fmt.Errorf("counting waiting test results: %w", err)

@@ -107,8 +107,7 @@ func (b *batch) writePeople(ctx context.Context, tx pgx.Tx) error {
 
 func (b *batch) writeCases(ctx context.Context, tx pgx.Tx) error {
 	var rows [][]any
-	var ids []int64
-	var data []string
+	var changed dataUpdates
 	for _, p := range b.people {
 		for _, ic := range b.cases[p.id] {
 			switch {
@@ -119,12 +118,9 @@ func (b *batch) writeCases(ctx context.Context, tx pgx.Tx) error {
 				}
 				rows = append(rows, []any{ic.id, ic.personID, ic.countyID, ic.caseID, json.RawMessage(j)})
 			case ic.dirty:
-				j, err := marshalData(ic.data)
-				if err != nil {
+				if err := changed.add(ic.id, ic.data); err != nil {
 					return err
 				}
-				ids = append(ids, ic.id)
-				data = append(data, string(j))
 			}
 		}
 	}
@@ -134,13 +130,7 @@ func (b *batch) writeCases(ctx context.Context, tx pgx.Tx) error {
 			return err
 		}
 	}
-	if len(ids) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE index_cases ic SET data = u.data::jsonb, updated_at = now()
-			  FROM unnest($1::bigint[], $2::text[]) AS u(id, data) WHERE ic.id = u.id`, ids, data); err != nil {
-			return err
-		}
-	}
-	return nil
+	return changed.exec(ctx, tx, "index_cases")
 }
 
 func (b *batch) writeLabs(ctx context.Context, tx pgx.Tx) error {
@@ -158,27 +148,43 @@ func (b *batch) writeLabs(ctx context.Context, tx pgx.Tx) error {
 			return err
 		}
 	}
-	var ids []int64
-	var data []string
+	var changed dataUpdates
 	for _, labs := range b.labs {
 		for _, lr := range labs {
 			if lr.dirty && !lr.created {
-				j, err := marshalData(lr.data)
-				if err != nil {
+				if err := changed.add(lr.id, lr.data); err != nil {
 					return err
 				}
-				ids = append(ids, lr.id)
-				data = append(data, string(j))
 			}
 		}
 	}
-	if len(ids) > 0 {
-		if _, err := tx.Exec(ctx, `UPDATE lab_results lr SET data = u.data::jsonb, updated_at = now()
-			  FROM unnest($1::bigint[], $2::text[]) AS u(id, data) WHERE lr.id = u.id`, ids, data); err != nil {
-			return err
-		}
+	return changed.exec(ctx, tx, "lab_results")
+}
+
+// dataUpdates are new data for existing rows of a table with a data column, written with one UPDATE.
+type dataUpdates struct {
+	ids  []int64
+	data []string
+}
+
+func (u *dataUpdates) add(id int64, data map[string]any) error {
+	j, err := marshalData(data)
+	if err != nil {
+		return err
 	}
+	u.ids = append(u.ids, id)
+	u.data = append(u.data, string(j))
 	return nil
+}
+
+// exec writes the updates into table (index_cases or lab_results).
+func (u *dataUpdates) exec(ctx context.Context, tx pgx.Tx, table string) error {
+	if len(u.ids) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `UPDATE `+pgx.Identifier{table}.Sanitize()+` t SET data = u.data::jsonb, updated_at = now()
+		  FROM unnest($1::bigint[], $2::text[]) AS u(id, data) WHERE t.id = u.id`, u.ids, u.data)
+	return err
 }
 
 func (b *batch) writeChangeLogs(ctx context.Context, tx pgx.Tx) error {
