@@ -17,8 +17,13 @@ deps: ## Download the pinned Go modules.
 	$(GO) mod download
 
 .PHONY: demo
-demo: db deps ## Run Engine 1 end to end on local stand-ins for S3 and SQS, then print the status table.
-	$(GO) run ./cmd/viaduct demo
+demo: db deps ## Run Engines 1-4 on local stand-ins (S3, SQS, the standalone fake CommCare), then print what arrived where.
+	@mkdir -p bin && $(GO) build -o bin/viaduct ./cmd/viaduct
+	@bin/viaduct fake-commcare --addr 127.0.0.1:0 > bin/fake-commcare.out & fake=$$!; \
+	  trap 'kill $$fake 2>/dev/null; wait $$fake 2>/dev/null' EXIT; \
+	  for i in $$(seq 100); do url=$$(sed -n 's/^fake CommCare at //p' bin/fake-commcare.out); [ -n "$$url" ] && break; sleep 0.1; done; \
+	  [ -n "$$url" ] || { echo "the fake CommCare did not start:"; cat bin/fake-commcare.out; exit 1; }; \
+	  bin/viaduct demo --commcare-url "$$url"
 
 .PHONY: test
 test: db deps ## Run the whole test suite: vet, all tests with in-process AWS stand-ins, then the AWS tests against fauxqs.
@@ -43,6 +48,13 @@ fuzz: ## Fuzz everything that reads outside input, 30 seconds each.
 	$(GO) test -run '^$$' -fuzz FuzzParseNotification -fuzztime 30s ./engines/e1
 	$(GO) test -run '^$$' -fuzz FuzzParseCountyList -fuzztime 30s ./pkg/commcare
 	$(GO) test -run '^$$' -fuzz FuzzMarshalData -fuzztime 30s ./engines/e2
+	$(GO) test -run '^$$' -fuzz FuzzDecodeCase -fuzztime 30s ./pkg/commcare
+	$(GO) test -run '^$$' -fuzz FuzzFormXML -fuzztime 30s ./pkg/commcare
+	$(GO) test -run '^$$' -fuzz FuzzParseForm -fuzztime 30s ./pkg/commcare/commcaretest
+
+.PHONY: bench-e4
+bench-e4: db ## Benchmark Engine 4 posting 20,000 cases to the fake CommCare at 20 ms per request; print posts/s and job latency.
+	$(GO) test -tags bench -run TestBenchE4 -v -count=1 -timeout 30m ./engines/e4
 
 .PHONY: bench-e2
 bench-e2: db ## Benchmark Engine 2 on the 200,000 new test results of a generated export and print the figures.

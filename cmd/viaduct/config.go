@@ -18,6 +18,7 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e1"
 	"github.com/viaduct-nys/viaduct/engines/e2"
 	"github.com/viaduct-nys/viaduct/engines/e3"
+	"github.com/viaduct-nys/viaduct/engines/e4"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
 
@@ -48,6 +49,10 @@ type config struct {
 	CommCareRootDomain  string
 	CountyListFile      string
 	CountyRefresh       time.Duration
+	CommCareTimeout     time.Duration
+	CommCareUsername    string
+	CommCareUserID      string
+	CommCarePosting     bool
 
 	E2BatchSize    int
 	E2Workers      int
@@ -58,6 +63,11 @@ type config struct {
 	E3BatchSize        int
 	E3BusyPollInterval time.Duration
 	E3IdlePollInterval time.Duration
+
+	E4Concurrency int
+	E4JobTimeout  time.Duration
+	E4RetryBase   time.Duration
+	E4RetryCap    time.Duration
 }
 
 func addDatabase(s *optionSet, c *config) {
@@ -131,6 +141,8 @@ func addCommCare(s *optionSet, c *config) {
 		"Read the county list from this JSON file (CommCare's fixture API response) instead of from CommCare.")
 	s.Duration(&c.CountyRefresh, "county-refresh", "VIADUCT_COUNTY_REFRESH", 30*time.Minute,
 		"How often the county list is fetched again; a failed refresh keeps the last good list.")
+	s.Duration(&c.CommCareTimeout, "commcare-timeout", "COMMCARE_TIMEOUT", 30*time.Second,
+		"Time limit for one CommCare request; GETs that fail are retried for up to 10s more.")
 	s.check(func() error {
 		var errs []error
 		if c.CommCareURL != "" {
@@ -146,12 +158,26 @@ func addCommCare(s *optionSet, c *config) {
 		if c.CountyRefresh < time.Minute {
 			errs = append(errs, fmt.Errorf("--county-refresh %s must be at least 1m", c.CountyRefresh))
 		}
+		if c.CommCareTimeout < 100*time.Millisecond {
+			errs = append(errs, fmt.Errorf("--commcare-timeout %s must be at least 100ms", c.CommCareTimeout))
+		}
 		return errors.Join(errs...)
 	})
 }
 
 // needsCounties reports whether an enabled engine routes by county.
-func (c *config) needsCounties() bool { return c.Engines[2] }
+func (c *config) needsCounties() bool { return c.Engines[2] || c.Engines[4] }
+
+// needsCommCare reports whether an enabled engine talks to CommCare itself, not only for the county list.
+func (c *config) needsCommCare() bool { return c.Engines[4] }
+
+// commCareClient is the CommCare API client for the configured instance.
+func (c *config) commCareClient() (*commcare.Client, error) {
+	return commcare.NewClient(commcare.ClientConfig{
+		BaseURL: c.CommCareURL, Credentials: c.CommCareCredentials, RootDomain: c.CommCareRootDomain,
+		Timeout: c.CommCareTimeout,
+	})
+}
 
 func addE2(s *optionSet, c *config) {
 	s.Int(&c.E2BatchSize, "e2-batch-size", "VIADUCT_E2_BATCH_SIZE", 2000, "Test results Engine 2 claims and processes per transaction.")
@@ -206,6 +232,40 @@ func (c *config) e3Config() e3.Config {
 		IdlePollInterval: c.E3IdlePollInterval, UntilIdle: c.UntilIdle}
 }
 
+func addE4(s *optionSet, c *config) {
+	s.String(&c.CommCareUsername, "commcare-username", "COMMCARE_USERNAME", "viaduct",
+		"CommCare user name Engine 4's forms are submitted as (meta/username).")
+	s.String(&c.CommCareUserID, "commcare-user-id", "COMMCARE_USER_ID", "",
+		"CommCare user id Engine 4's forms are submitted as; required with --e4. Engine 5 recognises Viaduct's own changes by it.")
+	s.Bool(&c.CommCarePosting, "commcare-posting", "COMMCARE_POSTING_ENABLED", true,
+		"Post cases to CommCare; false is a dry run that looks cases up, builds the forms and records them as not sent.")
+	s.Int(&c.E4Concurrency, "e4-concurrency", "VIADUCT_E4_CONCURRENCY", 10, "Engine 4 jobs this daemon works at once.")
+	s.Duration(&c.E4JobTimeout, "e4-job-timeout", "VIADUCT_E4_JOB_TIMEOUT", 2*time.Minute,
+		"Time limit for one Engine 4 attempt: its CommCare lookups, the post and the recording.")
+	s.Duration(&c.E4RetryBase, "e4-retry-base", "VIADUCT_E4_RETRY_BASE", 15*time.Second,
+		"Wait after an Engine 4 job's first failed attempt; it doubles with each failure up to --e4-retry-cap.")
+	s.Duration(&c.E4RetryCap, "e4-retry-cap", "VIADUCT_E4_RETRY_CAP", 24*time.Hour,
+		"Longest wait between two attempts of an Engine 4 job.")
+	s.check(func() error {
+		if !c.Engines[4] {
+			// The user id is required only when Engine 4 runs; the rest is checked either way.
+			cfg := c.e4Config()
+			cfg.UserID = "-"
+			return cfg.Validate()
+		}
+		return c.e4Config().Validate()
+	})
+}
+
+func (c *config) e4Config() e4.Config {
+	return e4.Config{
+		Username: c.CommCareUsername, UserID: c.CommCareUserID, DryRun: !c.CommCarePosting,
+		Concurrency: c.E4Concurrency, JobTimeout: c.E4JobTimeout,
+		Retry:       e4.RetryPolicy{Base: c.E4RetryBase, Cap: c.E4RetryCap},
+		StopTimeout: c.ShutdownGrace * 3 / 4, UntilIdle: c.UntilIdle,
+	}
+}
+
 func addRun(s *optionSet, c *config) {
 	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /healthz, /readyz and /metrics; empty disables.")
 	s.Duration(&c.ShutdownGrace, "shutdown-grace", "VIADUCT_SHUTDOWN_GRACE", 30*time.Second,
@@ -230,7 +290,7 @@ var engineHelp = [6]string{1: "Enable Engine 1, the ECLRS extractor (SQS → S3 
 	4: "Enable Engine 4, the CommCare case loader.", 5: "Enable Engine 5, the CommCare extractor."}
 
 // implementedEngines are the engines this build has. Enabling another fails at start instead of running a stub.
-var implementedEngines = [6]bool{1: true, 2: true, 3: true}
+var implementedEngines = [6]bool{1: true, 2: true, 3: true, 4: true}
 
 // validateEngines reports every problem with the set of enabled engines at once.
 func (c *config) validateEngines() error {
@@ -242,7 +302,7 @@ func (c *config) validateEngines() error {
 		}
 		any = true
 		if !implementedEngines[n] {
-			errs = append(errs, fmt.Errorf("--e%d: Engine %d is not part of this build yet; enable only engines it has (e1, e2, e3)", n, n))
+			errs = append(errs, fmt.Errorf("--e%d: Engine %d is not part of this build yet; enable only engines it has (e1 … e4)", n, n))
 		}
 	}
 	if !any {
@@ -252,8 +312,19 @@ func (c *config) validateEngines() error {
 		errs = append(errs, errors.New("--e1 needs --sqs-queue-url (VIADUCT_SQS_QUEUE_URL)"))
 	}
 	if c.needsCounties() && c.CountyListFile == "" && (c.CommCareURL == "" || c.CommCareCredentials == "") {
-		errs = append(errs, errors.New("--e2 needs the county list: --county-list-file (VIADUCT_COUNTY_LIST_FILE), "+
+		who := "--e2 needs"
+		switch {
+		case c.Engines[2] && c.Engines[4]:
+			who = "--e2 and --e4 need"
+		case c.Engines[4]:
+			who = "--e4 needs"
+		}
+		errs = append(errs, errors.New(who+" the county list: --county-list-file (VIADUCT_COUNTY_LIST_FILE), "+
 			"or --commcare-url and --commcare-api-key (COMMCARE_BASE_URL, COMMCARE_API_KEY_CREDENTIALS)"))
+	}
+	if c.needsCommCare() && (c.CommCareURL == "" || c.CommCareCredentials == "") {
+		errs = append(errs, errors.New("--e4 needs CommCare: --commcare-url and --commcare-api-key "+
+			"(COMMCARE_BASE_URL, COMMCARE_API_KEY_CREDENTIALS)"))
 	}
 	return errors.Join(errs...)
 }
@@ -339,7 +410,5 @@ func (c *config) countySource() (commcare.CountySource, error) {
 	if c.CountyListFile != "" {
 		return commcare.FileCountySource{Path: c.CountyListFile}, nil
 	}
-	return commcare.NewClient(commcare.ClientConfig{
-		BaseURL: c.CommCareURL, Credentials: c.CommCareCredentials, RootDomain: c.CommCareRootDomain,
-	})
+	return c.commCareClient()
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +24,7 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e1"
 	"github.com/viaduct-nys/viaduct/engines/e2"
 	"github.com/viaduct-nys/viaduct/engines/e3"
+	"github.com/viaduct-nys/viaduct/engines/e4"
 	"github.com/viaduct-nys/viaduct/migrations"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
@@ -38,6 +40,7 @@ func runDaemon(ctx context.Context, args []string, getenv func(string) string, s
 	addCommCare(s, &c)
 	addE2(s, &c)
 	addE3(s, &c)
+	addE4(s, &c)
 	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
 	}
@@ -145,17 +148,47 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		stages = append(stages, stage{"e2", engine.Run})
 	}
 
-	// Engine 3: CommCare enqueuer. It only inserts jobs, so its River client has no queues of its own.
-	if c.Engines[3] {
-		jobs, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: slog.New(zapslog.NewHandler(logger.Named("river").Core()))})
+	// One River client for the process. With Engine 4 it is Engine 4's, which works the commcare queue; without,
+	// it only inserts jobs (Engine 3) and answers River UI.
+	var jobs *river.Client[pgx.Tx]
+	var e4Stage stage
+	riverLogger := slog.New(zapslog.NewHandler(logger.Named("river").Core()))
+
+	// Engine 4: CommCare case loader.
+	if c.Engines[4] {
+		client, err := c.commCareClient()
 		if err != nil {
+			return err
+		}
+		engine, err := e4.New(c.e4Config(), e4.Deps{
+			Pool:     pool,
+			CommCare: client,
+			Counties: counties,
+			Logger:   logger.Named("e4"),
+			Metrics:  e4.NewMetrics(reg),
+		})
+		if err != nil {
+			return err
+		}
+		jobs = engine.Client()
+		e4Stage = stage{"e4", engine.Run} // after Engine 3's, in pipeline order
+	}
+	if jobs == nil {
+		if jobs, err = river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: riverLogger}); err != nil {
 			return fmt.Errorf("creating the River client: %w", err)
 		}
+	}
+
+	// Engine 3: CommCare enqueuer.
+	if c.Engines[3] {
 		engine, err := e3.New(c.e3Config(), e3.Deps{Pool: pool, Jobs: jobs, Logger: logger.Named("e3")})
 		if err != nil {
 			return err
 		}
 		stages = append(stages, stage{"e3", engine.Run})
+	}
+	if e4Stage.run != nil {
+		stages = append(stages, e4Stage)
 	}
 
 	runStage := func(st stage) error {
@@ -205,7 +238,15 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 			<-backgroundDone
 			return fmt.Errorf("listening on %s (--http-addr): %w", c.HTTPAddr, err)
 		}
-		srv = &http.Server{Handler: newOpsHandler(pool, reg), ReadHeaderTimeout: 10 * time.Second}
+		ui, err := newRiverUI(backgroundCtx, jobs, riverLogger)
+		if err != nil {
+			cancelEngines()
+			_ = g.Wait()
+			stopBackground()
+			<-backgroundDone
+			return err
+		}
+		srv = &http.Server{Handler: newOpsHandler(pool, reg, ui), ReadHeaderTimeout: 10 * time.Second}
 		httpDone = make(chan error, 1)
 		go func() { httpDone <- srv.Serve(ln) }()
 		logger.Info("serving health, readiness and metrics", zap.String("addr", ln.Addr().String()))

@@ -8,27 +8,36 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
 	"github.com/viaduct-nys/viaduct/pkg/awstest"
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
 )
 
-// runDemo is `make demo`: the daemon's real path on local stand-ins. It starts S3, SQS and CommCare stand-ins in this
-// process (or uses AWS_ENDPOINT_URL when set), generates two overlapping ECLRS exports, uploads them and announces
-// them as S3 would, runs Engine 1 until the queue is empty and Engine 2 until every test result is processed, and
-// prints the status table.
+// runDemo is `make demo`: the daemon's real path on local stand-ins. It starts S3 and SQS stand-ins in this process
+// (or uses AWS_ENDPOINT_URL when set) and uses the CommCare stand-in at --commcare-url (`make demo` starts
+// `viaduct fake-commcare`; without the flag one is started in this process). It generates two overlapping ECLRS
+// exports, uploads them and announces them as S3 would, runs Engines 1 to 4 in turn until each is idle, prints the
+// status table, and asks CommCare how many cases arrived in each county's domain.
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c config
 	var rows int
 	s := newOptionSet("demo", "[flags]",
-		"Run Engines 1 and 2 end to end on local stand-ins for S3, SQS and CommCare with generated exports, then print the status table.", getenv)
+		"Run Engines 1 to 4 end to end on local stand-ins for S3, SQS and CommCare with generated exports, then print the status table and the cases in each CommCare domain.", getenv)
 	addDatabase(s, &c)
 	addE2(s, &c)
+	s.String(&c.CommCareURL, "commcare-url", "COMMCARE_BASE_URL", "",
+		"The CommCare stand-in to use (`viaduct fake-commcare`); empty starts one in this process.")
+	s.String(&c.CommCareCredentials, "commcare-api-key", "COMMCARE_API_KEY_CREDENTIALS", commcaretest.DefaultCredentials,
+		"The stand-in's <username>:<api key>.")
+	s.String(&c.CommCareRootDomain, "commcare-root-domain", "COMMCARE_ROOT_DOMAIN", commcaretest.DefaultRootDomain,
+		"The stand-in's project space holding the county list.")
 	addLogging(s, &c, "console")
 	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /healthz, /readyz and /metrics while the demo runs; empty disables.")
 	s.Int(&rows, "rows", "", 20_000, "Rows in each generated export.")
@@ -76,27 +85,36 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		logger.Info("export uploaded and announced", zap.String("key", key), zap.Int("rows", rows))
 	}
 
-	// CommCare: the fake serves New York's county list over the real API, so the daemon loads it as in production.
-	commcareLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("starting the CommCare stand-in: %w", err)
+	// CommCare: the stand-in serves New York's county list, the case API and the form receiver over HTTP, so the
+	// daemon talks to it as to CommCare HQ.
+	if c.CommCareURL == "" {
+		commcareLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("starting the CommCare stand-in: %w", err)
+		}
+		fake := commcaretest.NewServer(commcaretest.Options{})
+		fakeCtx, stopFake := context.WithCancel(ctx)
+		fakeDone := make(chan error, 1)
+		go func() { fakeDone <- fake.Serve(fakeCtx, commcareLn) }()
+		defer func() {
+			stopFake()
+			<-fakeDone
+		}()
+		c.CommCareURL = "http://" + commcareLn.Addr().String()
+		c.CommCareCredentials = fake.Credentials()
+		c.CommCareRootDomain = fake.RootDomain()
 	}
-	fake := commcaretest.NewServer(commcaretest.Options{})
-	fakeCtx, stopFake := context.WithCancel(ctx)
-	fakeDone := make(chan error, 1)
-	go func() { fakeDone <- fake.Serve(fakeCtx, commcareLn) }()
-	defer func() {
-		stopFake()
-		<-fakeDone
-	}()
-	c.CommCareURL = "http://" + commcareLn.Addr().String()
-	c.CommCareCredentials = fake.Credentials()
-	c.CommCareRootDomain = fake.RootDomain()
 	c.CountyRefresh = 30 * time.Minute
-	logger.Info("CommCare stand-in ready", zap.String("url", c.CommCareURL))
+	c.CommCareTimeout = 30 * time.Second
+	logger.Info("CommCare stand-in", zap.String("url", c.CommCareURL))
 
 	c.Engines[1] = true
 	c.Engines[2] = true
+	c.Engines[3] = true
+	c.Engines[4] = true
+	c.E3BatchSize, c.E3BusyPollInterval, c.E3IdlePollInterval = 500, time.Millisecond, 100*time.Millisecond
+	c.CommCareUsername, c.CommCareUserID, c.CommCarePosting = "viaduct-demo", "viaduct-demo-user-id", true
+	c.E4Concurrency, c.E4JobTimeout, c.E4RetryBase, c.E4RetryCap = 50, time.Minute, time.Second, time.Minute
 	c.UntilIdle = true
 	c.Migrate = true
 	c.SQSQueueURL = res.QueueURL
@@ -117,8 +135,52 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err := writeStatus(ctx, c.DatabaseURL, stdout, false); err != nil {
 		return err
 	}
+	fmt.Fprintln(stdout)
+	if err := writeCommCareCases(ctx, &c, stdout); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "\nThe database is %s; `go run ./cmd/viaduct status` shows these counts again.\n", redactURL(c.DatabaseURL))
 	return nil
+}
+
+// writeCommCareCases asks CommCare, through its case API, how many patient and lab result cases each county's
+// domain holds, and prints the domains that have any.
+func writeCommCareCases(ctx context.Context, c *config, w io.Writer) error {
+	client, err := c.commCareClient()
+	if err != nil {
+		return err
+	}
+	counties, err := client.CountyList(ctx)
+	if err != nil {
+		return err
+	}
+	count := func(domain, caseType string) (int, error) {
+		page, err := client.ListCases(ctx, domain, commcare.CaseQuery{Type: caseType, Limit: 1})
+		if err != nil {
+			return 0, err
+		}
+		return page.Meta.TotalCount, nil
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMMCARE DOMAIN\tCOUNTY\tPATIENT CASES\tLAB RESULTS\t")
+	var patients, labs int
+	for _, county := range counties.Participating() {
+		p, err := count(county.Domain, "patient")
+		if err != nil {
+			return err
+		}
+		l, err := count(county.Domain, "lab_result")
+		if err != nil {
+			return err
+		}
+		if p+l == 0 {
+			continue
+		}
+		patients, labs = patients+p, labs+l
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\n", county.Domain, county.Display, p, l)
+	}
+	fmt.Fprintf(tw, "all domains\t\t%d\t%d\t\n", patients, labs)
+	return tw.Flush()
 }
 
 // ensureDatabase creates the database named in databaseURL when the server does not have it yet, so the demo needs

@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
+	"riverqueue.com/riverui"
 
 	"github.com/viaduct-nys/viaduct/migrations"
 )
@@ -19,8 +23,12 @@ import (
 //	/healthz  200 while the process serves at all (liveness)
 //	/readyz   200 when the database answers and its schema is current, 503 with the reasons otherwise
 //	/metrics  Prometheus metrics, per engine
-func newOpsHandler(pool *pgxpool.Pool, reg *prometheus.Registry) http.Handler {
+//	/riverui/ River UI: Engine 4's jobs, their attempts and errors (when ui is not nil)
+func newOpsHandler(pool *pgxpool.Pool, reg *prometheus.Registry, ui http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if ui != nil {
+		mux.Handle(riverUIPrefix+"/", ui)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -44,4 +52,24 @@ func newOpsHandler(pool *pgxpool.Pool, reg *prometheus.Registry) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return mux
+}
+
+// riverUIPrefix is where the daemon serves River UI.
+const riverUIPrefix = "/riverui"
+
+// newRiverUI returns River UI for the jobs in client's database, served under riverUIPrefix; its background work
+// stops with ctx.
+func newRiverUI(ctx context.Context, client *river.Client[pgx.Tx], logger *slog.Logger) (http.Handler, error) {
+	h, err := riverui.NewHandler(&riverui.HandlerOpts{
+		Endpoints: riverui.NewEndpoints(client, nil),
+		Logger:    logger,
+		Prefix:    riverUIPrefix,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating River UI: %w", err)
+	}
+	if err := h.Start(ctx); err != nil {
+		return nil, fmt.Errorf("starting River UI: %w", err)
+	}
+	return h, nil
 }

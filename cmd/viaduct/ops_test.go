@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
@@ -51,7 +54,11 @@ func TestOpsHandler(t *testing.T) {
 		t.Helper()
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector())
-		srv := httptest.NewServer(newOpsHandler(pool, reg))
+		jobs, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+		require.NoError(t, err)
+		ui, err := newRiverUI(t.Context(), jobs, slog.New(slog.DiscardHandler))
+		require.NoError(t, err)
+		srv := httptest.NewServer(newOpsHandler(pool, reg, ui))
 		t.Cleanup(srv.Close)
 		return &testBundle{reg: reg, url: srv.URL}
 	}
@@ -62,6 +69,21 @@ func TestOpsHandler(t *testing.T) {
 		code, body := get(t, b.url+"/healthz")
 		require.Equal(t, http.StatusOK, code)
 		require.Equal(t, "ok\n", body)
+	})
+
+	t.Run("RiverUI", func(t *testing.T) {
+		t.Parallel()
+		db := pgtest.New(t)
+		b := setup(t, db.Pool)
+		_, err := db.Pool.Exec(t.Context(), `INSERT INTO river_job (args, kind, max_attempts, queue, state)
+			VALUES ('{"case_id": "case-1", "county_id": 1111}', 'commcare_case_loader', 20, 'commcare', 'available')`)
+		require.NoError(t, err)
+		code, body := get(t, b.url+"/riverui/")
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, body, "<html")
+		code, body = get(t, b.url+"/riverui/api/jobs?state=available")
+		require.Equal(t, http.StatusOK, code, body)
+		require.Contains(t, body, "commcare_case_loader")
 	})
 
 	t.Run("ReadyzMigrated", func(t *testing.T) {

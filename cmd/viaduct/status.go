@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/viaduct-nys/viaduct/engines/e2"
+	"github.com/viaduct-nys/viaduct/engines/e3"
+	"github.com/viaduct-nys/viaduct/engines/e4"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
@@ -18,12 +20,14 @@ import (
 type statusReport struct {
 	E1 *eclrs.Summary `json:"e1"`
 	E2 *e2.Summary    `json:"e2"`
+	E3 *e3.Summary    `json:"e3"`
+	E4 *e4.Summary    `json:"e4"`
 }
 
 func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
 	var c config
 	var asJSON bool
-	s := newOptionSet("status", "[flags]", "Print counts per stage: files imported and failed, test results, malformed rows, what Engine 2 made of them.", getenv)
+	s := newOptionSet("status", "[flags]", "Print counts per stage: files imported and failed, test results, malformed rows, what Engine 2 made of them, hand-offs and posts to CommCare.", getenv)
 	addDatabase(s, &c)
 	s.Bool(&asJSON, "json", "", false, "Print JSON instead of a table.")
 	if err := s.parse(args, stdout); err != nil {
@@ -69,7 +73,15 @@ func readStatus(ctx context.Context, db interface {
 	if err != nil {
 		return nil, err
 	}
-	return &statusReport{E1: e1, E2: e2Summary}, nil
+	e3Summary, err := e3.Summarize(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	e4Summary, err := e4.Summarize(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	return &statusReport{E1: e1, E2: e2Summary, E3: e3Summary, E4: e4Summary}, nil
 }
 
 func printStatus(w io.Writer, r *statusReport) {
@@ -91,6 +103,19 @@ func printStatus(w io.Writer, r *statusReport) {
 	row("e2", "people", r.E2.People)
 	row("e2", "index cases", r.E2.IndexCases)
 	row("e2", "lab results", r.E2.LabResults)
+	row("e3", "index cases waiting", r.E3.Waiting)
+	row("e3", "hand-offs to e4", r.E3.Enqueued)
+	row("e3", "  in the last hour", r.E3.EnqueuedLastHour)
+	for _, state := range []string{"available", "scheduled", "running", "retryable", "completed", "cancelled", "discarded"} {
+		row("e4", "jobs "+state, r.E4.Jobs[state])
+	}
+	row("e4", "posted (last hour)", r.E4.Posted)
+	row("e4", "unchanged, not posted (last hour)", r.E4.Unchanged)
+	if r.E4.DryRun > 0 {
+		row("e4", "dry run, not posted (last hour)", r.E4.DryRun)
+	}
+	row("e4", "posts failed (last hour)", r.E4.Failed)
+	row("e4", "given up (last hour)", r.E4.Discarded)
 	_ = tw.Flush()
 	if f := r.E1.LastImported; f != nil {
 		fmt.Fprintf(w, "\nlast import: %s (file %d) at %s", f.Filename, f.ID, formatTime(f.CompletedAt))
@@ -108,6 +133,13 @@ func printStatus(w io.Writer, r *statusReport) {
 	}
 	if r.E2.LastFailure != "" {
 		fmt.Fprintf(w, "last test result failure: %s\n", r.E2.LastFailure)
+	}
+	if t := r.E4.OldestWaiting; t != nil {
+		fmt.Fprintf(w, "oldest waiting case loader job: created %s (%s ago)\n", formatTime(t),
+			(time.Duration(r.E4.OldestWaitingAge) * time.Second).Round(time.Second))
+	}
+	if r.E4.LastError != "" {
+		fmt.Fprintf(w, "last case loader error: %s\n", r.E4.LastError)
 	}
 }
 

@@ -11,9 +11,9 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
-// changedCondition is the reference's selection rule (§4.1), by event id and never by time: among a case's events of
-// the find and reject types, the newest find event is newer than the newest reject event, or there is no reject
-// event. Other event types do not count.
+// changedCondition is the reference's selection rule (§4.1), by event id and never by time: among a case's change
+// and hand-off events (commcare.ChangeEventTypes, commcare.HandOffEventTypes, passed as $3 and $4), the newest
+// change is newer than the newest hand-off, or there is no hand-off. Other event types do not count.
 const changedCondition = `EXISTS (
 	SELECT 1
 	  FROM (SELECT max(e.id) FILTER (WHERE e.type = ANY($3)) AS found,
@@ -21,15 +21,6 @@ const changedCondition = `EXISTS (
 	          FROM index_case_events j JOIN events e ON e.id = j.event_id
 	         WHERE j.index_case_id = ic.id AND e.type = ANY($3 || $4)) m
 	 WHERE m.found IS NOT NULL AND (m.handed IS NULL OR m.handed < m.found))`
-
-// findTypes are the events that make a case need sending; handOffTypes those that record a hand-off.
-var (
-	findTypes = []string{commcare.EventIndexCaseCreated, commcare.EventIndexCaseUpdated,
-		commcare.EventLabResultCreated, commcare.EventLabResultUpdated}
-	// Succeeded and failed count too: a transfer puts succeeded on a destination case that was never enqueued.
-	handOffTypes = []string{commcare.EventSendToCommCareEnqueued, commcare.EventSendToCommCareFailed,
-		commcare.EventSendToCommCareSucceeded}
-)
 
 // batchResult is what one batch did.
 type batchResult struct {
@@ -53,7 +44,7 @@ func (e *Engine) enqueueBatch(ctx context.Context, after int64) (batchResult, er
 	rows, err := tx.Query(ctx, `SELECT ic.id, ic.case_id, ic.county_id FROM index_cases ic
 		 WHERE ic.id > $1 AND `+changedCondition+`
 		 ORDER BY ic.id LIMIT $2
-		   FOR UPDATE OF ic SKIP LOCKED`, after, e.config.BatchSize, findTypes, handOffTypes)
+		   FOR UPDATE OF ic SKIP LOCKED`, after, e.config.BatchSize, commcare.ChangeEventTypes, commcare.HandOffEventTypes)
 	if err != nil {
 		return res, fmt.Errorf("selecting changed index cases: %w", err)
 	}
@@ -124,7 +115,7 @@ func recordEnqueued(ctx context.Context, db eclrs.DBTX, caseIDs []int64) error {
 // so far.
 func stillChanged(ctx context.Context, db eclrs.DBTX, ids []int64, params []river.InsertManyParams) ([]int64, []river.InsertManyParams, error) {
 	rows, err := db.Query(ctx, `SELECT ic.id FROM index_cases ic WHERE ic.id = ANY($1) AND ic.id > $2 AND `+
-		changedCondition, ids, int64(0), findTypes, handOffTypes)
+		changedCondition, ids, int64(0), commcare.ChangeEventTypes, commcare.HandOffEventTypes)
 	if err != nil {
 		return nil, nil, fmt.Errorf("checking claimed index cases: %w", err)
 	}

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 )
 
 // DefaultUserAgent is the User-Agent the client sends unless configured otherwise. It names the project so CommCare's
@@ -24,11 +28,29 @@ const (
 	// maxErrorBodyBytes is how much of a failed response's body an HTTPError keeps: enough to recognise CommCare's
 	// error pages, not so much that a log line becomes an HTML document.
 	maxErrorBodyBytes = 512
+
+	// defaultTimeout bounds one request unless ClientConfig.Timeout says otherwise. The original allowed GETs 60 s,
+	// but its Engine 4 jobs timed out after 30 s, so a request never usefully took longer.
+	defaultTimeout = 30 * time.Second
+	// defaultGetRetryFor is how long a GET is retried unless ClientConfig.GetRetryFor says otherwise: long enough to
+	// ride out a CommCare deploy's brief 502s, short enough to stay well inside a job's time.
+	defaultGetRetryFor = 10 * time.Second
+	// maxRetryAfter caps HTTPError.RetryAfter, so a wrong or hostile header cannot park a job for days.
+	maxRetryAfter = time.Hour
+	// maxCasePages bounds FindCasesByExternalID: at 100 cases a page no real external id comes near it, so reaching
+	// it means a server that never says "last page".
+	maxCasePages = 100
+	// findPageSize is the page size FindCasesByExternalID asks for; one page nearly always holds every match.
+	findPageSize = 100
 )
 
 // ErrRateLimited matches (with errors.Is) an error for a response CommCare rejected with 429 Too Many Requests, which
 // callers retry later instead of counting as a failure.
 var ErrRateLimited = errors.New("commcare: rate limited")
+
+// ErrNotFound matches (with errors.Is) an error for a response CommCare answered with 404 Not Found: for GetCase, the
+// case does not exist (Engine 4 then creates it).
+var ErrNotFound = errors.New("commcare: not found")
 
 // ClientConfig configures a [Client].
 type ClientConfig struct {
@@ -38,13 +60,26 @@ type ClientConfig struct {
 	// Credentials is "<username>:<api key>", sent as "Authorization: ApiKey <credentials>". Required. It never
 	// appears in logs or errors.
 	Credentials string
-	// HTTPClient sends the requests. Defaults to a client with a 60 second timeout, as the original's GETs had.
+	// HTTPClient sends the requests. Defaults to an http.Client without a timeout of its own: Timeout bounds each
+	// request. A form POST never follows redirects, whatever the client's CheckRedirect says, so a moved receiver
+	// shows as its 3xx instead of a silently re-sent or dropped form.
 	HTTPClient *http.Client
 	// RootDomain is the project space that holds the county_list lookup table, e.g. ny-statewide-cdcms. Needed only
 	// by CountyList.
 	RootDomain string
 	// UserAgent is sent with every request. Defaults to DefaultUserAgent.
 	UserAgent string
+	// Timeout bounds each request, response body included, through the request's context; a GET that is retried
+	// gets it afresh for every attempt. Zero means 30 s; negative means no bound beyond the caller's context and
+	// HTTPClient.
+	Timeout time.Duration
+	// GetRetryFor is how long a GET keeps being retried within one call when it fails in a way that may pass:
+	// a transport error (a timeout included), 408 or 5xx. Retries back off exponentially from 250 ms, doubling, at
+	// most 5 s apart, with jitter; none starts after GetRetryFor has passed or once the caller's context is done.
+	// A 429 is never retried here: the caller learns of it at once and waits as CommCare asks (HTTPError.RetryAfter)
+	// instead of hammering a server that is shedding load. POSTs are never retried, because a form whose response
+	// was lost may have been processed. Zero means 10 s; negative disables retrying.
+	GetRetryFor time.Duration
 }
 
 func (c ClientConfig) validate() error {
@@ -82,10 +117,13 @@ func (c ClientConfig) validate() error {
 // so it can be logged without leaking the API key.
 type Client struct {
 	authorization string
-	baseURL       string   // without a trailing slash
-	secrets       []string // cut out of error bodies: the credentials and the API key alone
+	baseURL       string        // without a trailing slash
+	secrets       []string      // cut out of error bodies: the credentials and the API key alone
+	getRetryFor   time.Duration // <= 0: no retries
 	httpClient    *http.Client
+	postClient    *http.Client // httpClient without redirects
 	rootDomain    string
+	timeout       time.Duration // <= 0: none
 	userAgent     string
 }
 
@@ -96,15 +134,21 @@ func NewClient(config ClientConfig) (*Client, error) {
 	}
 	httpClient := config.HTTPClient
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: 60 * time.Second}
+		httpClient = &http.Client{}
 	}
+	// A shallow copy shares the transport (and so its connections) and changes only the redirect policy.
+	postClient := *httpClient
+	postClient.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	_, key, _ := strings.Cut(config.Credentials, ":")
 	return &Client{
 		authorization: "ApiKey " + config.Credentials,
 		baseURL:       strings.TrimSuffix(config.BaseURL, "/"),
 		secrets:       []string{config.Credentials, key},
+		getRetryFor:   cmp.Or(config.GetRetryFor, defaultGetRetryFor),
 		httpClient:    httpClient,
+		postClient:    &postClient,
 		rootDomain:    config.RootDomain,
+		timeout:       cmp.Or(config.Timeout, defaultTimeout),
 		userAgent:     cmp.Or(config.UserAgent, DefaultUserAgent),
 	}, nil
 }
@@ -119,8 +163,8 @@ func (c *Client) CountyList(ctx context.Context) (*CountyList, error) {
 	if c.rootDomain == "" {
 		return nil, errors.New("commcare: fetching the county list: no root domain configured")
 	}
-	resp, err := c.do(ctx, http.MethodGet, apiPath("a", c.rootDomain, "api", "v0.5", "fixture"),
-		url.Values{"fixture_type": {"county_list"}}, nil, "")
+	resp, err := c.get(ctx, apiPath("a", c.rootDomain, "api", "v0.5", "fixture"),
+		url.Values{"fixture_type": {"county_list"}})
 	if err != nil {
 		return nil, err
 	}
@@ -139,51 +183,312 @@ func (c *Client) FetchCounties(ctx context.Context) (*CountyList, error) {
 	return c.CountyList(ctx)
 }
 
+// GetCase fetches one case with its child cases (a patient's lab results) in full. A case that does not exist is an
+// *HTTPError matching ErrNotFound; a 429 one matching ErrRateLimited, with the wait CommCare asked for.
+func (c *Client) GetCase(ctx context.Context, domain, caseID string) (*Case, error) {
+	if err := needDomain("getting a case", domain); err != nil {
+		return nil, err
+	}
+	if caseID == "" {
+		// The path would name the case list instead.
+		return nil, errors.New("commcare: getting a case: no case id")
+	}
+	resp, err := c.get(ctx, apiPath("a", domain, "api", "v0.5", "case", caseID),
+		url.Values{"format": {"json"}, "child_cases__full": {"true"}})
+	if err != nil {
+		return nil, err
+	}
+	if resp.statusCode != http.StatusOK {
+		return nil, resp.httpError()
+	}
+	cs, err := decodeCase(resp.body)
+	if err != nil {
+		return nil, fmt.Errorf("commcare: the case from %s: %w", resp.url, err)
+	}
+	return cs, nil
+}
+
+// ListCases fetches one page of the domain's cases that match q. Errors are as GetCase's.
+func (c *Client) ListCases(ctx context.Context, domain string, q CaseQuery) (*CasePage, error) {
+	if err := needDomain("listing cases", domain); err != nil {
+		return nil, err
+	}
+	resp, err := c.get(ctx, apiPath("a", domain, "api", "v0.5", "case"), q.Values())
+	if err != nil {
+		return nil, err
+	}
+	if resp.statusCode != http.StatusOK {
+		return nil, resp.httpError()
+	}
+	page, err := decodeCasePage(resp.body)
+	if err != nil {
+		return nil, fmt.Errorf("commcare: the case list from %s: %w", resp.url, err)
+	}
+	return page, nil
+}
+
+// FindCasesByExternalID returns every patient case in the domain whose external_id is externalID, with child cases
+// in full; none is an empty result, not an error. Engine 4 uses it to find where a transferred case went.
+//
+// Unlike the original, which read the first page of 20 cases without child cases and put the id into the URL
+// unescaped, it escapes the id, asks for child cases (so transferred lab results can be matched) and follows the
+// pages to the end. Offset paging over cases that change meanwhile can repeat a case, so repeats are dropped.
+func (c *Client) FindCasesByExternalID(ctx context.Context, domain, externalID string) ([]Case, error) {
+	if externalID == "" {
+		// CaseQuery leaves a zero filter out, which would list every patient in the domain.
+		return nil, errors.New("commcare: finding cases by external id: no external id")
+	}
+	q := CaseQuery{ExternalID: externalID, Type: "patient", ChildCases: true, Limit: findPageSize}
+	cases := []Case{}
+	seen := map[string]bool{}
+	for range maxCasePages {
+		page, err := c.ListCases(ctx, domain, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, cs := range page.Objects {
+			if !seen[cs.CaseID] {
+				seen[cs.CaseID] = true
+				cases = append(cases, cs)
+			}
+		}
+		if page.Meta.Next == nil || len(page.Objects) == 0 {
+			return cases, nil
+		}
+		q.Offset += len(page.Objects)
+	}
+	return nil, fmt.Errorf("commcare: finding cases with external id %q in %q: still more after %d pages",
+		externalID, domain, maxCasePages)
+}
+
+// SubmitResult is CommCare's answer to a form it accepted.
+type SubmitResult struct {
+	// StatusCode is the response's status, always 201 Created: CommCare answers anything else when it did not
+	// take the form.
+	StatusCode int
+	// Body is the OpenRosa response, kept because Engine 4 records it with the send_to_commcare_succeeded event.
+	Body string
+}
+
+// SubmitForm posts an XForm (see Form.XML) to the domain's receiver. It succeeds only when CommCare answers 201 and
+// the body says submit_success; a 201 without it (a submit_error: CommCare processed the form and rejected it) and
+// every other status are an *HTTPError, a 429 one matching ErrRateLimited. A POST is never retried here: a form
+// whose response was lost may have been processed, so the caller, which knows whether re-sending is harmless, decides.
+func (c *Client) SubmitForm(ctx context.Context, domain string, form []byte) (*SubmitResult, error) {
+	if err := needDomain("submitting a form", domain); err != nil {
+		return nil, err
+	}
+	if len(form) == 0 {
+		return nil, errors.New("commcare: submitting a form: the form is empty")
+	}
+	resp, err := c.do(ctx, c.postClient, http.MethodPost, apiPath("a", domain, "receiver"), nil, form, "text/xml")
+	if err != nil {
+		return nil, err
+	}
+	if resp.statusCode != http.StatusCreated || !bytes.Contains(resp.body, []byte("submit_success")) {
+		return nil, resp.httpError()
+	}
+	return &SubmitResult{StatusCode: resp.statusCode, Body: string(resp.body)}, nil
+}
+
+// IsPermanent reports whether err is an *HTTPError that retrying the same request cannot cure (see
+// HTTPError.Permanent), so the caller can give up instead of retrying.
+func IsPermanent(err error) bool {
+	var httpErr *HTTPError
+	return errors.As(err, &httpErr) && httpErr.Permanent()
+}
+
+// RetryAfter returns how long CommCare asked the caller to wait when err is an *HTTPError for a 429 or 503 with a
+// Retry-After header; 0 otherwise, leaving the wait to the caller.
+func RetryAfter(err error) time.Duration {
+	var httpErr *HTTPError
+	if errors.As(err, &httpErr) {
+		return httpErr.RetryAfter
+	}
+	return 0
+}
+
+func needDomain(doing, domain string) error {
+	if domain == "" {
+		return fmt.Errorf("commcare: %s: no domain", doing)
+	}
+	return nil
+}
+
+// decodeCase reads a single case, as GetCase receives it.
+func decodeCase(data []byte) (*Case, error) {
+	var cs *Case
+	if err := json.Unmarshal(data, &cs); err != nil {
+		return nil, fmt.Errorf("decoding the case: %w", err)
+	}
+	if cs == nil || cs.CaseID == "" {
+		return nil, errors.New("the response is not a case: it has no case_id")
+	}
+	return cs, nil
+}
+
+// decodeCasePage reads a page of a case list, as ListCases receives it.
+func decodeCasePage(data []byte) (*CasePage, error) {
+	var page *CasePage
+	if err := json.Unmarshal(data, &page); err != nil {
+		return nil, fmt.Errorf("decoding the case list: %w", err)
+	}
+	if page == nil {
+		return nil, errors.New("the response is not a case list: it is null")
+	}
+	return page, nil
+}
+
 // response is a finished HTTP exchange with its body read.
 type response struct {
 	body       []byte
 	method     string
+	retryAfter time.Duration
 	secrets    []string
 	statusCode int
 	url        string
 }
 
-// do sends one request to path (already escaped; see apiPath) with query and returns the response with its body
-// read. Only a transport failure is an error: what a status means differs between calls, so callers judge it.
-func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string) (*response, error) {
+// errRetryableStatus tells the backoff loop in get that an attempt got a status worth another try.
+var errRetryableStatus = errors.New("commcare: retryable status")
+
+// get sends a GET to path with query, retrying (see ClientConfig.GetRetryFor) transport errors and statuses that may
+// pass. Once it gives up on a status it returns that last response, so callers judge every status in one place.
+func (c *Client) get(ctx context.Context, path string, query url.Values) (*response, error) {
+	if c.getRetryFor <= 0 {
+		return c.do(ctx, c.httpClient, http.MethodGet, path, query, nil, "")
+	}
+	var last *response
+	var lastErr error
+	attempt := func() (*response, error) {
+		last, lastErr = c.do(ctx, c.httpClient, http.MethodGet, path, query, nil, "")
+		switch {
+		case lastErr != nil && (ctx.Err() != nil || errors.As(lastErr, new(doomedError))):
+			// The caller gave up, or the request cannot work; waiting to try again would only delay saying so.
+			return nil, backoff.Permanent(lastErr)
+		case lastErr != nil:
+			return nil, lastErr
+		case retryableStatus(last.statusCode):
+			return nil, errRetryableStatus
+		}
+		return last, nil
+	}
+	policy := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(250*time.Millisecond),
+		backoff.WithMultiplier(2),
+		backoff.WithMaxInterval(5*time.Second),
+		backoff.WithMaxElapsedTime(c.getRetryFor),
+	)
+	resp, err := backoff.RetryWithData(attempt, backoff.WithContext(policy, ctx))
+	if err == nil {
+		return resp, nil
+	}
+	// The loop reports the context's error when the caller gave up while it waited; the last attempt's outcome says
+	// more, so it goes along.
+	ctxErr := ctx.Err()
+	switch {
+	case lastErr != nil && (ctxErr == nil || errors.Is(lastErr, ctxErr)):
+		return nil, lastErr
+	case lastErr != nil:
+		return nil, fmt.Errorf("%w (giving up: %w)", lastErr, ctxErr)
+	case ctxErr != nil:
+		return nil, fmt.Errorf("%w (giving up: %w)", last.httpError(), ctxErr)
+	}
+	return last, nil
+}
+
+// doomedError is a failure of do's that sending the request again would repeat: the request cannot be built, or the
+// response is too large to take.
+type doomedError struct{ error }
+
+func (e doomedError) Unwrap() error { return e.error }
+
+// retryableStatus reports whether a GET answered with status may succeed when sent again soon: a timeout or a server
+// error, typically a deploy or an overloaded worker. 429 is not among them (see ClientConfig.GetRetryFor).
+func retryableStatus(status int) bool {
+	return status == http.StatusRequestTimeout || status >= 500
+}
+
+// do sends one request to path (already escaped; see apiPath) with query and body through hc and returns the
+// response with its body read. Only a transport failure is an error: what a status means differs between calls, so
+// callers judge it.
+func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, query url.Values, body []byte, contentType string) (*response, error) {
 	target := c.baseURL + path
 	if len(query) > 0 {
 		target += "?" + query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	reqCtx := ctx
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		reqCtx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	var reqBody io.Reader
+	if body != nil {
+		reqBody = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(reqCtx, method, target, reqBody)
 	if err != nil {
-		return nil, fmt.Errorf("commcare: building %s %s: %w", method, target, err)
+		return nil, doomedError{fmt.Errorf("commcare: building %s %s: %w", method, target, err)}
 	}
 	req.Header.Set("Authorization", c.authorization)
 	req.Header.Set("User-Agent", c.userAgent)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := c.httpClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		// The *url.Error names the method and URL, which carry no credentials (the base URL may not have user info).
-		return nil, fmt.Errorf("commcare: %w", err)
+		return nil, c.transportError(ctx, reqCtx, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("commcare: %s %s: reading the response: %w", method, target, err)
+		return nil, c.transportError(ctx, reqCtx, fmt.Errorf("%s %s: reading the response: %w", method, target, err))
 	}
 	if len(data) > maxResponseBytes {
-		return nil, fmt.Errorf("commcare: %s %s: the response is larger than %d bytes", method, target, maxResponseBytes)
+		return nil, doomedError{fmt.Errorf("commcare: %s %s: the response is larger than %d bytes", method, target,
+			maxResponseBytes)}
 	}
-	return &response{
+	r := &response{
 		body:       data,
 		method:     method,
 		secrets:    c.secrets,
 		statusCode: resp.StatusCode,
 		url:        target,
-	}, nil
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		r.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return r, nil
+}
+
+// transportError wraps err from a request made with reqCtx, derived from the caller's ctx, saying when it was the
+// client's own Timeout that cut the request off: both read "context deadline exceeded".
+func (c *Client) transportError(ctx, reqCtx context.Context, err error) error {
+	if ctx.Err() == nil && reqCtx.Err() != nil {
+		return fmt.Errorf("commcare: %w (the client's timeout is %s)", err, c.timeout)
+	}
+	return fmt.Errorf("commcare: %w", err)
+}
+
+// parseRetryAfter reads a Retry-After header: delta-seconds or an HTTP-date, taken relative to now. Anything else,
+// and a date already past, is 0; a longer wait than maxRetryAfter is cut to it.
+func parseRetryAfter(header string, now time.Time) time.Duration {
+	header = strings.TrimSpace(header)
+	if header == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseUint(header, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		d = maxRetryAfter
+		if err == nil && n < uint64(maxRetryAfter/time.Second) {
+			d = time.Duration(n) * time.Second
+		}
+	} else if t, err := http.ParseTime(header); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
 }
 
 // httpError describes a response the caller did not expect. The credentials are cut out of the body in case a
@@ -196,6 +501,7 @@ func (r *response) httpError() *HTTPError {
 	return &HTTPError{
 		Body:       body[:min(len(body), maxErrorBodyBytes)],
 		Method:     r.method,
+		RetryAfter: r.retryAfter,
 		StatusCode: r.statusCode,
 		URL:        r.url,
 	}
@@ -207,6 +513,9 @@ type HTTPError struct {
 	Body string
 	// Method is the request's method.
 	Method string
+	// RetryAfter is how long a 429 or 503 response's Retry-After header asked the client to wait (at most an hour);
+	// 0 when the header was absent or unreadable, or for any other status.
+	RetryAfter time.Duration
 	// StatusCode is the response's status.
 	StatusCode int
 	// URL is the request's URL. Credentials travel in a header, never in URLs.
@@ -216,6 +525,9 @@ type HTTPError struct {
 // Error reads like "commcare: GET https://…/fixture/?fixture_type=county_list: 429 Too Many Requests: "body"".
 func (e *HTTPError) Error() string {
 	status := fmt.Sprintf("%d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	if e.StatusCode == http.StatusCreated {
+		status += " without submit_success"
+	}
 	msg := fmt.Sprintf("commcare: %s %s: %s", e.Method, e.URL, strings.TrimSpace(status))
 	if body := strings.TrimSpace(e.Body); body != "" {
 		msg += fmt.Sprintf(": %q", body)
@@ -223,14 +535,41 @@ func (e *HTTPError) Error() string {
 	return msg
 }
 
-// Is makes errors.Is(err, ErrRateLimited) true for a 429.
+// Is makes errors.Is(err, ErrRateLimited) true for a 429 and errors.Is(err, ErrNotFound) for a 404.
 func (e *HTTPError) Is(target error) bool {
-	return target == ErrRateLimited && e.RateLimited()
+	switch target {
+	case ErrRateLimited:
+		return e.RateLimited()
+	case ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	}
+	return false
 }
 
 // RateLimited reports whether CommCare answered 429 Too Many Requests.
 func (e *HTTPError) RateLimited() bool {
 	return e.StatusCode == http.StatusTooManyRequests
+}
+
+// Permanent reports whether sending the same request again can never succeed, so a job should give up rather than
+// spend its attempts.
+//
+// A 4xx says the request itself is wrong (bad syntax, unknown domain or case, a method or payload CommCare refuses),
+// and the same bytes will be refused again. The exceptions are 4xx statuses that describe the moment rather than the
+// request: 401 and 403 mean the API key or the project's subscription is wrong, which an operator fixes while the job
+// waits (CommCare answers 403 "Your current subscription does not have access to this feature"); 408 is a timeout;
+// 409 a conflicting concurrent change, 425 a replay CommCare is not ready for; 429 is rate limiting. A 201 without
+// submit_success is permanent too: CommCare processed the form and rejected its content, which posting it again does
+// not change. 3xx and 5xx are not permanent: a redirect or a server error may be gone on the next try.
+func (e *HTTPError) Permanent() bool {
+	switch e.StatusCode {
+	case http.StatusCreated:
+		return true
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusConflict,
+		http.StatusTooEarly, http.StatusTooManyRequests:
+		return false
+	}
+	return e.StatusCode >= 400 && e.StatusCode < 500
 }
 
 // apiPath joins segments into a path with a leading and a trailing slash (CommCare's API URLs end in one, and it

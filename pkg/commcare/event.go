@@ -1,5 +1,11 @@
 package commcare
 
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
 // Event types recorded against index cases (table index_case_events), with the engine that writes each and the
 // engine that reads it. Engines compare event ids, never timestamps.
 const (
@@ -19,9 +25,48 @@ const (
 	// EventSendToCommCareSucceeded, EventSendToCommCareFailed: written by Engine 4 after each post.
 	EventSendToCommCareSucceeded = "send_to_commcare_succeeded"
 	EventSendToCommCareFailed    = "send_to_commcare_failed"
-	// EventSendToCommCareDiscarded: written by Engine 4 when a post can never succeed (a transfer cycle, a 4xx).
+	// EventSendToCommCareDiscarded: written by Engine 4 when a post can never succeed (a transfer cycle, a 4xx);
+	// its job is cancelled.
 	EventSendToCommCareDiscarded = "send_to_commcare_discarded"
 	// EventRetrievedFromCommCare, EventUpdatedFromCommCare: written by Engine 5 when it merges CommCare's changes.
 	EventRetrievedFromCommCare = "retrieved_from_commcare"
 	EventUpdatedFromCommCare   = "updated_from_commcare"
+)
+
+// EventSendToCommCareRerouted: written by Engine 4 on a case CommCare transferred to another county, when the
+// update went to the destination case instead.
+const EventSendToCommCareRerouted = "send_to_commcare_rerouted"
+
+// RecordEvent inserts an event of type typ with data (JSON-encoded; nil for none) and stash (the exact payload
+// posted, "" for none) and links it to the index case, returning the event's id. Callers record it in the
+// transaction of the change it describes.
+func RecordEvent(ctx context.Context, db DBTX, indexCaseID int64, typ string, data any, stash string) (int64, error) {
+	var raw []byte
+	if data != nil {
+		var err error
+		if raw, err = json.Marshal(data); err != nil {
+			return 0, fmt.Errorf("recording a %s event: encoding its data: %w", typ, err)
+		}
+	}
+	var id int64
+	err := db.QueryRow(ctx, `WITH ev AS (INSERT INTO events (type, data, stash) VALUES ($1, $2, NULLIF($3, ''))
+		 RETURNING id)
+		INSERT INTO index_case_events (index_case_id, event_id) SELECT $4, id FROM ev RETURNING event_id`,
+		typ, raw, stash, indexCaseID).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("recording a %s event on index case %d: %w", typ, indexCaseID, err)
+	}
+	return id, nil
+}
+
+// ChangeEventTypes are the events that make an index case need sending to CommCare; HandOffEventTypes those that
+// record it was handed off. Engine 3 sends a case whose newest change event is newer, by id, than its newest
+// hand-off event; Engine 4 compares change event ids to tell whether a case changed while it was being posted.
+// Succeeded and failed count as hand-offs: a transfer records succeeded on a destination case that was never
+// enqueued, and a failed post belongs to a job that is still retrying.
+var (
+	ChangeEventTypes = []string{EventIndexCaseCreated, EventIndexCaseUpdated, EventLabResultCreated,
+		EventLabResultUpdated}
+	HandOffEventTypes = []string{EventSendToCommCareEnqueued, EventSendToCommCareFailed,
+		EventSendToCommCareSucceeded}
 )

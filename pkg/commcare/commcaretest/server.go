@@ -7,10 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,7 +41,51 @@ type Options struct {
 	Credentials string
 	// RootDomain is the project space that serves the county list. Defaults to DefaultRootDomain.
 	RootDomain string
+
+	// Now is the server's clock, read for server_date_modified and the like, so a test can place cases before or
+	// after a boundary without waiting. Defaults to time.Now. The server never hands out the same instant twice:
+	// each form or edit gets a stamp strictly after the previous one, whatever Now says.
+	Now func() time.Time
+	// Latency is waited before every answer, to make a fast loopback server feel like a remote one.
+	Latency time.Duration
+
+	// FaultRate is the probability, from 0 to 1, that a case API or receiver request fails at random instead of
+	// being answered, so retry paths get exercised without scripting each failure. FaultSeed seeds the choice, so a
+	// run can be repeated. FaultKinds are the failures chosen from, uniformly; empty means all of them.
+	FaultRate  float64
+	FaultSeed  int64
+	FaultKinds []FaultKind
+	// RetryAfter is what a random 429 asks the client to wait, sent in whole seconds (rounded up). Defaults to 1 s.
+	RetryAfter time.Duration
+	// TimeoutDelay is how long a random timeout holds its request before answering 504 Gateway Timeout, unless the
+	// client gives up or the server stops first. Defaults to 2 minutes, well past any client's patience.
+	TimeoutDelay time.Duration
+
+	// SubmitErrorStatus is the HTTP status of a form the receiver rejects while processing it (a case that does not
+	// exist, a bad index…). Defaults to 201, as the spec and the original's tests have it; today's CommCare answers
+	// 422, which a test can choose to check the client treats both as failures.
+	SubmitErrorStatus int
+	// ChildCaseTypeField makes child case objects also carry a top-level case_type, as some CommCare responses do
+	// and the original's transfer code expected, so a client can be tested against both shapes.
+	ChildCaseTypeField bool
 }
+
+// FaultKind names a way a request can fail; [Server.FaultsInjected] counts them.
+type FaultKind string
+
+const (
+	// FaultRateLimit answers 429 Too Many Requests with a Retry-After header.
+	FaultRateLimit FaultKind = "rate_limit"
+	// FaultServerError answers 500 with the body "500 Internal Server Error", one of the bodies CommCare sends.
+	FaultServerError FaultKind = "server_error"
+	// FaultTimeout holds the request until the client gives up (or Options.TimeoutDelay passes: then 504).
+	FaultTimeout FaultKind = "timeout"
+	// FaultExplicit counts the faults set with [Server.Fail] that applied.
+	FaultExplicit FaultKind = "explicit"
+)
+
+// randomFaultKinds are the kinds random faults choose from by default.
+var randomFaultKinds = []FaultKind{FaultRateLimit, FaultServerError, FaultTimeout}
 
 // Request is one request the server received, recorded before it was authenticated or answered.
 type Request struct {
@@ -63,6 +111,8 @@ func (r Request) Query() url.Values {
 type Fault struct {
 	// Body is the response body sent with Status.
 	Body string
+	// Header is added to the response sent with Status, e.g. a Retry-After on a 429.
+	Header http.Header
 	// Delay is waited before answering (or before failing, when Status is set). A client that gives up first
 	// ends the wait.
 	Delay time.Duration
@@ -90,20 +140,58 @@ type Server struct {
 	faults   []*fault
 	requests []Request
 	url      string
+
+	now                func() time.Time
+	lastStamp          time.Time
+	latency            time.Duration
+	faultRate          float64
+	faultKinds         []FaultKind
+	rng                *rand.Rand
+	retryAfter         time.Duration
+	timeoutDelay       time.Duration
+	faultCounts        map[FaultKind]int
+	submitErrorStatus  int
+	childCaseTypeField bool
+
+	// cases holds each domain's cases by id; caseDomain says which domain holds a case id, because CommCare's case
+	// ids are unique across domains and a form may not touch another domain's case.
+	cases      map[string]map[string]*commcare.Case
+	caseDomain map[string]string
+	forms      map[string][]Form
+	instances  map[string]map[string]bool // instanceIDs applied, by domain
+	duplicates int
 }
 
-// NewServer returns a server with opts; serve it with Handler, Serve or StartTest.
+// NewServer returns a server with opts; serve it with Handler, Serve or StartTest. It panics when opts.FaultRate is
+// not between 0 and 1 or a fault kind is unknown: that is a mistake in the test, not a condition to handle.
 func NewServer(opts Options) *Server {
 	counties := opts.Counties
 	if counties == nil {
 		counties = NewYorkCounties()
 	}
-	return &Server{
-		counties:    slices.Clone(counties),
-		credentials: cmp.Or(opts.Credentials, DefaultCredentials),
-		rootDomain:  cmp.Or(opts.RootDomain, DefaultRootDomain),
-		stopping:    make(chan struct{}),
+	s := &Server{
+		counties:           slices.Clone(counties),
+		credentials:        cmp.Or(opts.Credentials, DefaultCredentials),
+		rootDomain:         cmp.Or(opts.RootDomain, DefaultRootDomain),
+		stopping:           make(chan struct{}),
+		now:                opts.Now,
+		latency:            opts.Latency,
+		retryAfter:         cmp.Or(opts.RetryAfter, time.Second),
+		timeoutDelay:       cmp.Or(opts.TimeoutDelay, 2*time.Minute),
+		faultCounts:        make(map[FaultKind]int),
+		submitErrorStatus:  cmp.Or(opts.SubmitErrorStatus, http.StatusCreated),
+		childCaseTypeField: opts.ChildCaseTypeField,
+		cases:              make(map[string]map[string]*commcare.Case),
+		caseDomain:         make(map[string]string),
+		forms:              make(map[string][]Form),
+		instances:          make(map[string]map[string]bool),
 	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.SetFaultRate(opts.FaultRate, opts.FaultSeed)
+	s.SetFaultKinds(opts.FaultKinds...)
+	return s
 }
 
 // TB is the part of testing.TB that StartTest needs; a *testing.T is one. The package declares it rather than
@@ -217,6 +305,50 @@ func (s *Server) ClearFaults() {
 	s.faults = nil
 }
 
+// SetLatency changes the wait before every answer, from the next request on.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// SetFaultRate makes each case API or receiver request fail at random with probability rate (0 turns random faults
+// off), choosing with a generator seeded by seed so a run can be repeated. It panics when rate is not between 0
+// and 1.
+func (s *Server) SetFaultRate(rate float64, seed int64) {
+	if math.IsNaN(rate) || rate < 0 || rate > 1 {
+		panic(fmt.Sprintf("commcaretest: fault rate %v is not between 0 and 1", rate))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faultRate = rate
+	s.rng = rand.New(rand.NewPCG(uint64(seed), 0x76696164756374))
+}
+
+// SetFaultKinds restricts random faults to kinds (none: all of rate_limit, server_error and timeout), so a test can
+// exercise one failure mode at a time. It panics on a kind random faults cannot produce.
+func (s *Server) SetFaultKinds(kinds ...FaultKind) {
+	for _, k := range kinds {
+		if !slices.Contains(randomFaultKinds, k) {
+			panic(fmt.Sprintf("commcaretest: %q is not a random fault kind", k))
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(kinds) == 0 {
+		kinds = randomFaultKinds
+	}
+	s.faultKinds = slices.Clone(kinds)
+}
+
+// FaultsInjected returns how many requests failed on purpose so far, by kind, so a test can tell its retries were
+// exercised.
+func (s *Server) FaultsInjected() map[FaultKind]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.faultCounts)
+}
+
 // Handler returns the server's HTTP handler, for serving it some other way.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(s.serveHTTP)
@@ -229,25 +361,19 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := r.URL.EscapedPath()
-	f := s.record(Request{
+	f, latency := s.record(Request{
 		Body:     body,
 		Header:   r.Header.Clone(),
 		Method:   r.Method,
 		Path:     path,
 		RawQuery: r.URL.RawQuery,
 	})
+	if !s.wait(r, latency) {
+		return
+	}
 	if f != nil {
-		if f.Delay > 0 {
-			timer := time.NewTimer(f.Delay)
-			select {
-			case <-timer.C:
-			case <-r.Context().Done():
-				timer.Stop()
-				return
-			case <-s.stopping:
-				timer.Stop()
-				return
-			}
+		if !s.wait(r, f.Delay) {
+			return
 		}
 		if f.Status != 0 {
 			contentType := "text/plain; charset=utf-8"
@@ -255,10 +381,21 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				contentType = "application/json"
 			}
 			w.Header().Set("Content-Type", contentType)
+			for k, vs := range f.Header {
+				w.Header()[http.CanonicalHeaderKey(k)] = slices.Clone(vs)
+			}
 			w.WriteHeader(f.Status)
 			_, _ = io.WriteString(w, f.Body)
 			return
 		}
+	}
+
+	segments, ok := splitPath(path)
+	if ok && r.Method == http.MethodGet && matchPath(segments, "accounts", "login", "") {
+		// The login page is public; the original pinged it to check CommCare was up.
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, "<!DOCTYPE html><html><head><title>Log In :: CommCare HQ</title></head><body></body></html>\n")
+		return
 	}
 
 	if r.Header.Get("Authorization") != "ApiKey "+s.credentials {
@@ -266,19 +403,49 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	segments, ok := splitPath(path)
+	var handle func(domain string)
 	switch {
 	case !ok:
 		writeError(w, http.StatusBadRequest, "malformed path")
+		return
 	case r.Method == http.MethodGet && matchPath(segments, "a", "*", "api", "v0.5", "fixture", ""):
 		s.serveFixture(w, r, segments[1])
+		return
+	case r.Method == http.MethodGet && (matchPath(segments, "a", "*", "api", "v0.5", "case") ||
+		matchPath(segments, "a", "*", "api", "v0.5", "case", "*")):
+		// CommCare (Django) redirects to the slash-terminated path; clients must follow.
+		target := path + "/"
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusMovedPermanently)
+		return
+	case r.Method == http.MethodGet && matchPath(segments, "a", "*", "api", "v0.5", "case", ""):
+		handle = func(domain string) { s.serveCaseList(w, r, domain) }
+	case r.Method == http.MethodGet && matchPath(segments, "a", "*", "api", "v0.5", "case", "*", ""):
+		handle = func(domain string) { s.serveCase(w, r, domain, segments[5]) }
+	case r.Method == http.MethodPost && matchPath(segments, "a", "*", "receiver", ""):
+		handle = func(domain string) { s.serveReceiver(w, domain, body) }
 	default:
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+path)
+		return
 	}
+
+	// Random faults strike before anything is looked up or applied, so a failed submission changes nothing.
+	if f, failed := s.rollFault(); failed {
+		s.fail(w, r, f)
+		return
+	}
+	domain := segments[1]
+	if !s.domainExists(domain) {
+		writeError(w, http.StatusNotFound, "no project space "+domain)
+		return
+	}
+	handle(domain)
 }
 
-// record keeps req and returns the fault that applies to it, if any.
-func (s *Server) record(req Request) *Fault {
+// record keeps req and returns the fault that applies to it, if any, and the latency to add.
+func (s *Server) record(req Request) (*Fault, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, req)
@@ -292,9 +459,77 @@ func (s *Server) record(req Request) *Fault {
 				s.faults = slices.Delete(s.faults, i, i+1)
 			}
 		}
-		return &applied
+		s.faultCounts[FaultExplicit]++
+		return &applied, s.latency
 	}
-	return nil
+	return nil, s.latency
+}
+
+// wait waits d and reports whether to go on answering: false when the client gave up or the server is stopping.
+func (s *Server) wait(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	case <-s.stopping:
+		return false
+	}
+}
+
+// randomFault is a failure rollFault chose, with the settings in force when it did.
+type randomFault struct {
+	kind       FaultKind
+	retryAfter time.Duration
+	hold       time.Duration
+}
+
+// rollFault decides whether this request fails at random, and how.
+func (s *Server) rollFault() (randomFault, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.faultRate == 0 || s.rng.Float64() >= s.faultRate {
+		return randomFault{}, false
+	}
+	f := randomFault{kind: s.faultKinds[s.rng.IntN(len(s.faultKinds))], retryAfter: s.retryAfter, hold: s.timeoutDelay}
+	s.faultCounts[f.kind]++
+	return f, true
+}
+
+// fail answers the request with the random fault f.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, f randomFault) {
+	switch f.kind {
+	case FaultRateLimit:
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(f.retryAfter.Seconds())), 10))
+		writeError(w, http.StatusTooManyRequests, "Too Many Requests")
+	case FaultServerError:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, "500 Internal Server Error")
+	case FaultTimeout:
+		if !s.wait(r, f.hold) {
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusGatewayTimeout)
+		_, _ = io.WriteString(w, "504 Gateway Time-out")
+	}
+}
+
+// domainExists reports whether CommCare would know the project space: the root domain or any domain the county
+// list names.
+func (s *Server) domainExists(domain string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if domain == s.rootDomain {
+		return true
+	}
+	return slices.ContainsFunc(s.counties, func(c commcare.County) bool { return c.Domain == domain })
 }
 
 func (s *Server) serveFixture(w http.ResponseWriter, r *http.Request, domain string) {

@@ -1,0 +1,232 @@
+package e4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+	_ "time/tzdata" // the dates posted are New York dates, wherever the daemon runs
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
+)
+
+// Config is Engine 4's configuration.
+type Config struct {
+	// Username and UserID are the CommCare user the forms are submitted as (meta/username, meta/userID, and the
+	// patient case's user_id). UserID is required: CommCare shows it as the case's last submitter, and Engine 5
+	// recognises Viaduct's own changes by it.
+	Username string
+	UserID   string
+	// DryRun does everything but the POST: cases are looked up and their forms built, and each is recorded as a
+	// send_to_commcare_succeeded event saying that posting is switched off.
+	DryRun bool
+	// Concurrency is how many jobs this daemon works at once. Defaults to 10, the original's.
+	Concurrency int
+	// JobTimeout bounds one attempt: the transfer chain's GETs, the POST and the recording. Defaults to 2 minutes.
+	JobTimeout time.Duration
+	// Retry is the policy for failed attempts; see RetryPolicy for the defaults.
+	Retry RetryPolicy
+	// PollInterval is how often an idle daemon looks for jobs besides River's notifications. Defaults to 1 second.
+	PollInterval time.Duration
+	// StopTimeout is how long Run waits, once asked to stop, for the posts in flight before it cancels them.
+	// Defaults to 10 seconds.
+	StopTimeout time.Duration
+	// UntilIdle makes Run return once no job is waiting, running, or due to retry within IdleHorizon.
+	UntilIdle bool
+}
+
+// IdleHorizon is how far ahead UntilIdle looks for jobs due to run: a job snoozed for a rate limit or retrying
+// soon keeps Run going; one retrying later does not.
+const IdleHorizon = time.Minute
+
+func (c *Config) setDefaults() {
+	if c.Concurrency == 0 {
+		c.Concurrency = 10
+	}
+	if c.JobTimeout == 0 {
+		c.JobTimeout = 2 * time.Minute
+	}
+	c.Retry.setDefaults()
+	if c.PollInterval == 0 {
+		c.PollInterval = time.Second
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = 10 * time.Second
+	}
+}
+
+// Validate reports every problem with c at once; zero fields take their defaults first.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.UserID == "" {
+		errs = append(errs, errors.New("e4: the CommCare user id is required: forms are submitted as that user"))
+	}
+	if c.Concurrency < 1 || c.Concurrency > 1000 {
+		errs = append(errs, fmt.Errorf("e4: concurrency %d is outside 1 to 1,000", c.Concurrency))
+	}
+	if c.JobTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("e4: job timeout %s is shorter than a second", c.JobTimeout))
+	}
+	if c.PollInterval < time.Millisecond {
+		errs = append(errs, fmt.Errorf("e4: poll interval %s is shorter than a millisecond", c.PollInterval))
+	}
+	if c.StopTimeout < 0 {
+		errs = append(errs, fmt.Errorf("e4: stop timeout %s is negative", c.StopTimeout))
+	}
+	errs = append(errs, c.Retry.validate())
+	return errors.Join(errs...)
+}
+
+// CommCare is what Engine 4 asks of CommCare; a *commcare.Client does it.
+type CommCare interface {
+	GetCase(ctx context.Context, domain, caseID string) (*commcare.Case, error)
+	FindCasesByExternalID(ctx context.Context, domain, externalID string) ([]commcare.Case, error)
+	SubmitForm(ctx context.Context, domain string, form []byte) (*commcare.SubmitResult, error)
+}
+
+// Counties gives the county list in force.
+type Counties interface {
+	Current() *commcare.CountyList
+}
+
+// Deps are Engine 4's collaborators.
+type Deps struct {
+	// Pool is the database, which also holds River's jobs.
+	Pool *pgxpool.Pool
+	// CommCare is where cases are looked up and posted.
+	CommCare CommCare
+	// Counties routes a case to its county's domain.
+	Counties Counties
+	// Logger is Engine 4's named logger; River logs under its "river" child.
+	Logger *zap.Logger
+	// Metrics records what Engine 4 does; nil records nothing.
+	Metrics *Metrics
+	// Now is the clock; defaults to time.Now.
+	Now func() time.Time
+}
+
+// Engine is Engine 4, the CommCare case loader: a River client working the commcare queue.
+type Engine struct {
+	config Config
+	deps   Deps
+	logger *zap.Logger
+	client *river.Client[pgx.Tx]
+}
+
+// New validates config and returns an Engine ready to Run.
+func New(config Config, deps Deps) (*Engine, error) {
+	config.setDefaults()
+	errs := []error{config.Validate()}
+	if deps.Pool == nil {
+		errs = append(errs, errors.New("e4: a database pool is required"))
+	}
+	if deps.CommCare == nil {
+		errs = append(errs, errors.New("e4: a CommCare client is required"))
+	}
+	if deps.Counties == nil {
+		errs = append(errs, errors.New("e4: a county list is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	w, err := newWorker(config, deps, deps.Pool)
+	if err != nil {
+		return nil, err
+	}
+	deps = w.deps
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, w); err != nil {
+		return nil, fmt.Errorf("e4: %w", err)
+	}
+	client, err := river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{
+		FetchCooldown:     min(100*time.Millisecond, config.PollInterval),
+		FetchPollInterval: config.PollInterval,
+		JobTimeout:        config.JobTimeout,
+		Logger:            slog.New(zapslog.NewHandler(deps.Logger.Named("river").Core())),
+		MaxAttempts:       commcare.CaseLoaderMaxAttempts,
+		Queues:            map[string]river.QueueConfig{commcare.CaseLoaderQueue: {MaxWorkers: config.Concurrency}},
+		RetryPolicy:       config.Retry,
+		Workers:           workers,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("e4: creating the River client: %w", err)
+	}
+	return &Engine{config: config, deps: deps, logger: deps.Logger, client: client}, nil
+}
+
+// Client returns the engine's River client, which can also insert jobs and serve River UI.
+func (e *Engine) Client() *river.Client[pgx.Tx] {
+	return e.client
+}
+
+// Run works jobs until ctx is done (or, with UntilIdle, until none is left to do soon). Then it stops fetching,
+// lets the posts in flight finish for up to StopTimeout, and cancels the rest: a cancelled job is retried later.
+func (e *Engine) Run(ctx context.Context) error {
+	// River's own context must outlive ctx, so that stopping below is graceful rather than a hard cancel.
+	if err := e.client.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("starting the River client: %w", err)
+	}
+	var err error
+	if e.config.UntilIdle {
+		err = e.waitIdle(ctx)
+	} else {
+		<-ctx.Done()
+	}
+	return errors.Join(err, e.stop(ctx))
+}
+
+func (e *Engine) stop(ctx context.Context) error {
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.config.StopTimeout)
+	defer cancel()
+	err := e.client.Stop(stopCtx)
+	if err == nil {
+		return nil
+	}
+	e.logger.Warn("posts in flight did not finish in time; cancelling them", zap.Duration("stop_timeout", e.config.StopTimeout))
+	hardCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := e.client.StopAndCancel(hardCtx); err != nil {
+		return fmt.Errorf("stopping the River client: %w", err)
+	}
+	return nil
+}
+
+// waitIdle returns once two looks in a row, a poll interval apart, find no case loader job waiting, running, or
+// due within IdleHorizon, or when ctx is done.
+func (e *Engine) waitIdle(ctx context.Context) error {
+	quiet := 0
+	t := time.NewTicker(e.config.PollInterval)
+	defer t.Stop()
+	for quiet < 2 {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		var pending int
+		err := e.deps.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1 AND (state IN
+			('available', 'pending', 'running') OR (state IN ('scheduled', 'retryable') AND scheduled_at < now() + $2 * interval '1 second'))`,
+			commcare.CaseLoaderArgs{}.Kind(), IdleHorizon.Seconds()).Scan(&pending)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("counting Engine 4's jobs: %w", err)
+		}
+		if pending == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
+	return nil
+}

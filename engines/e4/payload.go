@@ -1,0 +1,96 @@
+package e4
+
+import (
+	"maps"
+	"time"
+
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
+)
+
+// unassigned are the patient properties Engine 4 never posts: Viaduct does not assign cases to anybody, and
+// posting what it holds would undo an assignment made in CommCare.
+var unassigned = []string{"assigned_to_primary_checkin_case_id", "assigned_to_primary_name",
+	"assigned_to_primary_username", "assigned_to_temp_checkin_case_id", "assigned_to_temp_name",
+	"assigned_to_temp_username"}
+
+// caseWorkerNotes are the lab result properties Engine 4 never posts, so case workers' notes are not overwritten.
+var caseWorkerNotes = []string{"created_manually", "lab_result_notes", "most_recent_lab_result_note"}
+
+// labOwner is the owner of lab result cases: they are extension cases of the patient case, whose owner they follow.
+const labOwner = "-"
+
+// payload is what one post sends: the form and what identifies its content.
+type payload struct {
+	form        commcare.Form
+	fingerprint [32]byte
+}
+
+// buildForm makes the form that creates or updates ic and its lab results in the county's domain (§5.10): the
+// patient case owned by the county's location, with the dates of its newest lab result, and each lab result as an
+// extension case of it. All lab results are sent each time; the fingerprint lets an unchanged case be skipped.
+func (w *worker) buildForm(ic *indexCase, labs []labResult, county commcare.County, now time.Time) (payload, error) {
+	data := maps.Clone(ic.data)
+	if data == nil {
+		data = map[string]any{}
+	}
+	for _, k := range unassigned {
+		delete(data, k)
+	}
+	data["owner_id"] = county.LocationID
+	specimen, received := "", ic.insertedAt
+	for i, l := range labs {
+		if d, ok := l.data["specimen_collection_date"].(string); ok && d > specimen {
+			specimen = d
+		}
+		if i == len(labs)-1 {
+			received = l.insertedAt
+		}
+	}
+	if specimen == "" {
+		specimen = ic.insertedAt.In(w.zone).Format(time.DateOnly)
+	}
+	data["new_lab_result_specimen_collection_date"] = specimen
+	data["new_lab_result_received_date"] = received.In(w.zone).Format(time.DateOnly)
+	data["new_lab_result_received"] = "yes"
+
+	name, _ := data["full_name"].(string)
+	blocks := []commcare.CaseBlock{{
+		CaseID:       ic.caseID,
+		DateModified: now,
+		UserID:       w.config.UserID,
+		CaseType:     "patient",
+		CaseName:     &name,
+		OwnerID:      county.LocationID,
+		Update:       data,
+	}}
+	for _, l := range labs {
+		ld := maps.Clone(l.data)
+		if ld == nil {
+			ld = map[string]any{}
+		}
+		for _, k := range caseWorkerNotes {
+			delete(ld, k)
+		}
+		ld["accession_number"] = l.accession
+		ld["owner_id"] = labOwner
+		blocks = append(blocks, commcare.CaseBlock{
+			CaseID:   l.caseID,
+			CaseType: "lab_result",
+			OwnerID:  labOwner,
+			Update:   ld,
+			Parent:   &commcare.CaseIndex{CaseID: ic.caseID, CaseType: "patient", Relationship: "extension"},
+		})
+	}
+	form := commcare.Form{
+		Cases:      blocks,
+		Now:        now,
+		Username:   w.config.Username,
+		UserID:     w.config.UserID,
+		InstanceID: commcare.NewInstanceID(),
+	}
+	fp, err := form.Fingerprint()
+	if err != nil {
+		return payload{}, err
+	}
+	return payload{form: form, fingerprint: fp}, nil
+}

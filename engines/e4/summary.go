@@ -1,0 +1,73 @@
+package e4
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
+)
+
+// Summary is Engine 4's side of `viaduct status`.
+type Summary struct {
+	// Jobs counts the case loader jobs by River state: available, scheduled (including snoozed), running,
+	// retryable, completed, cancelled, discarded. Completed jobs are kept for River's retention period (a day).
+	Jobs map[string]int64 `json:"jobs"`
+	// Posted, Unchanged, DryRun, Failed and Discarded count the post outcomes recorded in the last hour: posted and
+	// accepted, skipped as unchanged, not posted because posting is off, failed (to be retried), given up on.
+	Posted    int64 `json:"posted_last_hour"`
+	Unchanged int64 `json:"unchanged_last_hour"`
+	DryRun    int64 `json:"dry_run_last_hour"`
+	Failed    int64 `json:"failed_last_hour"`
+	Discarded int64 `json:"discarded_last_hour"`
+	// OldestWaiting is when the oldest job still to be worked (available, or retryable) was created, and
+	// OldestWaitingAge how long ago that was by the database's clock.
+	OldestWaiting    *time.Time `json:"oldest_waiting,omitempty"`
+	OldestWaitingAge float64    `json:"oldest_waiting_age_seconds"`
+	// LastError is the newest error of a job that is retrying or was given up on.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up.
+func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
+	s := &Summary{Jobs: map[string]int64{}}
+	kind := commcare.CaseLoaderArgs{}.Kind()
+	rows, err := db.Query(ctx, `SELECT state::text, count(*) FROM river_job WHERE kind = $1 GROUP BY state`, kind)
+	if err != nil {
+		return nil, fmt.Errorf("counting Engine 4's jobs: %w", err)
+	}
+	for rows.Next() {
+		var state string
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("counting Engine 4's jobs: %w", err)
+		}
+		s.Jobs[state] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("counting Engine 4's jobs: %w", err)
+	}
+	err = db.QueryRow(ctx, `SELECT
+		    count(*) FILTER (WHERE type = $1 AND data ? 'response' AND data->>'response' <> $4),
+		    count(*) FILTER (WHERE type = $1 AND data ? 'skipped'),
+		    count(*) FILTER (WHERE type = $1 AND data->>'response' = $4),
+		    count(*) FILTER (WHERE type = $2),
+		    count(*) FILTER (WHERE type = $3)
+		  FROM events WHERE type IN ($1, $2, $3) AND inserted_at > now() - interval '1 hour'`,
+		commcare.EventSendToCommCareSucceeded, commcare.EventSendToCommCareFailed, commcare.EventSendToCommCareDiscarded,
+		dryRunResponse).Scan(&s.Posted, &s.Unchanged, &s.DryRun, &s.Failed, &s.Discarded)
+	if err != nil {
+		return nil, fmt.Errorf("counting Engine 4's posts: %w", err)
+	}
+	err = db.QueryRow(ctx, `SELECT min(created_at), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8,
+		    coalesce((SELECT errors[array_length(errors, 1)]->>'error' FROM river_job
+		               WHERE kind = $1 AND state IN ('retryable', 'discarded', 'cancelled') AND errors IS NOT NULL
+		               ORDER BY attempted_at DESC NULLS LAST LIMIT 1), '')
+		  FROM river_job WHERE kind = $1 AND state IN ('available', 'retryable')`, kind).
+		Scan(&s.OldestWaiting, &s.OldestWaitingAge, &s.LastError)
+	if err != nil {
+		return nil, fmt.Errorf("reading Engine 4's oldest job: %w", err)
+	}
+	return s, nil
+}

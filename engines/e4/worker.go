@@ -1,0 +1,361 @@
+package e4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.uber.org/zap"
+
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
+)
+
+// minSnooze and maxSnooze bound the wait after a 429: at least a second, as the original waited, and no more than
+// an hour whatever Retry-After says, so a confused server cannot park a case for days.
+const (
+	minSnooze = time.Second
+	maxSnooze = time.Hour
+)
+
+// dryRunResponse is recorded as the response of a post that was not made, as the original recorded it.
+const dryRunResponse = "Sending to CommCare is not enabled"
+
+// database is where the worker reads and writes: the pool in production; in tests, a transaction that is rolled
+// back, inside which the worker's own transactions become savepoints.
+type database interface {
+	commcare.DBTX
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// worker works Engine 4's jobs.
+type worker struct {
+	river.WorkerDefaults[commcare.CaseLoaderArgs]
+	config   Config
+	deps     Deps
+	db       database
+	commcare CommCare
+	logger   *zap.Logger
+	zone     *time.Location
+}
+
+// newWorker returns the worker for config (already defaulted) and deps that uses db.
+func newWorker(config Config, deps Deps, db database) (*worker, error) {
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	zone, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		return nil, fmt.Errorf("e4: loading New York's time zone: %w", err)
+	}
+	return &worker{config: config, deps: deps, db: db, commcare: deps.CommCare, logger: deps.Logger, zone: zone}, nil
+}
+
+// Work hands one index case to CommCare (§5.2, §5.7): it follows the case's transfer chain, then creates or updates
+// the case it ends at, in that case's domain. Its result tells River what next: nil completes the job, a snooze
+// waits out a rate limit without spending an attempt, a cancel gives up on what can never succeed, and any other
+// error is retried by RetryPolicy.
+func (w *worker) Work(ctx context.Context, job *river.Job[commcare.CaseLoaderArgs]) error {
+	start := time.Now()
+	outcome, err := w.work(ctx, job)
+	w.deps.Metrics.observeJob(outcome, time.Since(start))
+	return err
+}
+
+// outcome names how a job attempt ended, for metrics and logs.
+type outcome string
+
+const (
+	outcomePosted    outcome = "posted"
+	outcomeUnchanged outcome = "unchanged"
+	outcomeDryRun    outcome = "dry_run"
+	outcomeSnoozed   outcome = "snoozed"
+	outcomeCancelled outcome = "cancelled"
+	outcomeFailed    outcome = "failed"
+)
+
+func (w *worker) work(ctx context.Context, job *river.Job[commcare.CaseLoaderArgs]) (outcome, error) {
+	args := job.Args
+	log := w.logger.With(zap.String("case_id", args.CaseID), zap.Int64("county_id", args.CountyID),
+		zap.Int64("job_id", job.ID), zap.Int("attempt", job.Attempt))
+	counties := w.deps.Counties.Current()
+	county, resolution, err := counties.Resolve(args.CountyID)
+	if err != nil || resolution == commcare.NonParticipating {
+		// The list may change back; the original retried too.
+		if err == nil {
+			err = fmt.Errorf("county %d does not participate", args.CountyID)
+		}
+		log.Warn("the case's county has no CommCare domain; retrying later", zap.Error(err))
+		return outcomeFailed, err
+	}
+	source, err := loadIndexCase(ctx, w.db, args.CaseID)
+	if errors.Is(err, errCaseMissing) {
+		log.Error("the job names an index case that does not exist; cancelling it")
+		return outcomeCancelled, river.JobCancel(err)
+	}
+	if err != nil {
+		return outcomeFailed, err
+	}
+	seen, err := lastChange(ctx, w.db, source.id)
+	if err != nil {
+		return outcomeFailed, err
+	}
+
+	ch := w.followTransfers(ctx, counties, identifier{caseID: source.caseID, domain: county.Domain})
+	end := ch.end()
+	switch {
+	case end.kind == linkNotFound && !ch.transferred():
+		return w.post(ctx, job, log, source, source, county, actionCreate, seen)
+	case end.kind == linkFound && !ch.transferred():
+		target, err := w.mergeFromCommCare(ctx, source.id, end.c, log)
+		if err != nil {
+			return outcomeFailed, err
+		}
+		return w.post(ctx, job, log, source, target, county, actionUpdate, seen)
+	case end.kind == linkNotFound:
+		err := fmt.Errorf("CommCare case %s in %s was transferred but the target case was not found in %s",
+			source.caseID, county.Domain, end.domain)
+		log.Warn("transfer target not found; retrying later", zap.Error(err))
+		return outcomeFailed, err
+	case end.kind == linkFound:
+		return w.transfer(ctx, job, log, counties, source, ch, seen)
+	case end.kind == linkCycle:
+		log.Error("case transfer cycle detected; cancelling the job", zap.Error(end.err))
+		if _, err := commcare.RecordEvent(ctx, w.db, source.id, commcare.EventSendToCommCareDiscarded,
+			map[string]any{"reason": "cycle_detected", "detail": end.err.Error()}, ""); err != nil {
+			return outcomeFailed, err
+		}
+		return outcomeCancelled, river.JobCancel(end.err)
+	case errors.Is(end.err, commcare.ErrRateLimited):
+		d := snooze(end.err)
+		log.Info("CommCare is rate limiting; snoozing the job", zap.Duration("snooze", d))
+		return outcomeSnoozed, river.JobSnooze(d)
+	default:
+		log.Warn("following the case's transfer chain failed; retrying later", zap.Error(end.err))
+		return outcomeFailed, end.err
+	}
+}
+
+// snooze is how long to wait after a 429: what Retry-After asked, within bounds.
+func snooze(err error) time.Duration {
+	return min(max(commcare.RetryAfter(err), minSnooze), maxSnooze)
+}
+
+// action says whether a post creates the case in CommCare or updates it.
+type action string
+
+const (
+	actionCreate action = "create"
+	actionUpdate action = "update"
+)
+
+// post sends target, with its lab results, to county's domain, and records the outcome on target. job's case is
+// source (target itself, or the case it was transferred from), whose newest change was seen when the job began.
+func (w *worker) post(ctx context.Context, job *river.Job[commcare.CaseLoaderArgs], log *zap.Logger,
+	source, target *indexCase, county commcare.County, act action, seen int64) (outcome, error) {
+	labs, err := loadLabResults(ctx, w.db, target.id)
+	if err != nil {
+		return outcomeFailed, err
+	}
+	now := w.deps.Now().UTC().Truncate(time.Second)
+	p, err := w.buildForm(target, labs, county, now)
+	if err != nil {
+		// A property name no XML element can have: the same data fails every time.
+		log.Error("the case cannot be written as a CommCare form; cancelling the job", zap.Error(err))
+		if _, rerr := commcare.RecordEvent(ctx, w.db, target.id, commcare.EventSendToCommCareDiscarded,
+			map[string]any{"action": act, "reason": err.Error(), "domain": county.Domain}, ""); rerr != nil {
+			return outcomeFailed, rerr
+		}
+		return outcomeCancelled, river.JobCancel(err)
+	}
+	log = log.With(zap.String("domain", county.Domain), zap.String("action", string(act)),
+		zap.Int("lab_results", len(labs)))
+
+	last, lastAt, posted, err := lastPost(ctx, w.db, target.id, county.Domain)
+	if err != nil {
+		return outcomeFailed, err
+	}
+	if posted && last == p.fingerprint {
+		data := eventData(act, county, now)
+		data["skipped"] = fmt.Sprintf("unchanged since the last successful post to %s at %s", county.Domain,
+			lastAt.UTC().Format(time.RFC3339))
+		log.Debug("the case is unchanged since its last post; not posting it again")
+		return w.finish(ctx, job, source, target, county, seen, data, "", nil, outcomeUnchanged)
+	}
+
+	xml, err := p.form.XML()
+	if err != nil {
+		return outcomeFailed, err
+	}
+	if w.config.DryRun {
+		data := eventData(act, county, now)
+		data["response"] = dryRunResponse
+		data["status"] = 900
+		log.Info("posting is switched off; recorded the case as sent without posting it")
+		return w.finish(ctx, job, source, target, county, seen, data, string(xml), nil, outcomeDryRun)
+	}
+
+	res, err := w.commcare.SubmitForm(ctx, county.Domain, xml)
+	if err != nil {
+		return w.failed(ctx, log, target, county, act, now, string(xml), err)
+	}
+	data := eventData(act, county, now)
+	data["response"] = res.Body
+	log.Info("case sent to CommCare")
+	return w.finish(ctx, job, source, target, county, seen, data, string(xml), &p.fingerprint, outcomePosted)
+}
+
+// eventData is what every post event records.
+func eventData(act action, county commcare.County, now time.Time) map[string]any {
+	return map[string]any{"action": act, "domain": county.Domain, "timestamp": now.Format(time.RFC3339)}
+}
+
+// finish records the post of target as succeeded and, with fp, as the payload now in CommCare, and completes the
+// job in the same transaction. It holds the person's lock, as every writer of a person's cases does, so that a
+// change to source committed before it is seen below and one committed after it gets a later event id. If source
+// changed after the job read it, the job is run again at once instead of completed: Engine 3 would not requeue a
+// case whose newest hand-off is this one, and the change must reach CommCare.
+func (w *worker) finish(ctx context.Context, job *river.Job[commcare.CaseLoaderArgs], source, target *indexCase,
+	county commcare.County, seen int64, data map[string]any, stash string, fp *[32]byte, out outcome) (outcome, error) {
+	tx, err := w.db.Begin(ctx)
+	if err != nil {
+		return outcomeFailed, fmt.Errorf("beginning a transaction: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	if err := commcare.LockPeople(ctx, tx, []int64{source.personID}); err != nil {
+		return outcomeFailed, err
+	}
+	changed, err := lastChange(ctx, tx, source.id)
+	if err != nil {
+		return outcomeFailed, err
+	}
+	if _, err := commcare.RecordEvent(ctx, tx, target.id, commcare.EventSendToCommCareSucceeded, data, stash); err != nil {
+		return outcomeFailed, err
+	}
+	if fp != nil {
+		if err := savePost(ctx, tx, target.id, county.Domain, *fp, w.deps.Now()); err != nil {
+			return outcomeFailed, err
+		}
+	}
+	again := changed > seen
+	if !again {
+		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+			return outcomeFailed, fmt.Errorf("completing the job: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return outcomeFailed, fmt.Errorf("committing the post's outcome: %w", err)
+	}
+	if again {
+		w.logger.Debug("the case changed while it was being sent; sending it again", zap.String("case_id", source.caseID))
+		return out, river.JobSnooze(0)
+	}
+	return out, nil
+}
+
+// failed records a post that CommCare did not accept and decides what becomes of the job: a 429 snoozes it, an
+// answer that can never change cancels it, anything else is retried.
+func (w *worker) failed(ctx context.Context, log *zap.Logger, target *indexCase, county commcare.County, act action,
+	now time.Time, stash string, postErr error) (outcome, error) {
+	data := eventData(act, county, now)
+	var httpErr *commcare.HTTPError
+	if errors.As(postErr, &httpErr) {
+		data["status"] = httpErr.StatusCode
+		data["response"] = httpErr.Body
+	} else {
+		data["response"] = postErr.Error()
+	}
+	typ, out, result := commcare.EventSendToCommCareFailed, outcomeFailed, postErr
+	switch {
+	case errors.Is(postErr, commcare.ErrRateLimited):
+		d := snooze(postErr)
+		data["response"] = "rate_limited"
+		data["snoozed"] = d.String()
+		out, result = outcomeSnoozed, river.JobSnooze(d)
+		log.Info("CommCare is rate limiting; snoozing the job", zap.Duration("snooze", d))
+	case commcare.IsPermanent(postErr):
+		data["reason"] = postErr.Error()
+		typ, out, result = commcare.EventSendToCommCareDiscarded, outcomeCancelled, river.JobCancel(postErr)
+		log.Error("CommCare rejected the case for good; cancelling the job", zap.Error(postErr))
+	default:
+		log.Warn("posting the case failed; retrying later", zap.Error(postErr))
+	}
+	// Recorded even when ctx is done (a timeout): the attempt happened.
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := commcare.RecordEvent(recordCtx, w.db, target.id, typ, data, stash); err != nil {
+		return outcomeFailed, errors.Join(postErr, err)
+	}
+	return out, result
+}
+
+// mergeFromCommCare merges the case CommCare holds into the local index case (§5.8) under the person's lock:
+// CommCare's values win where it has them, so an update never overwrites a contact tracer's edit; local values
+// fill CommCare's blanks. A change is recorded as updated_from_commcare. It returns the case as stored.
+func (w *worker) mergeFromCommCare(ctx context.Context, id int64, c *commcare.Case, log *zap.Logger) (*indexCase, error) {
+	tx, err := w.db.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("beginning a transaction: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	ic, err := lockIndexCase(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	changed, err := applyCommCare(ctx, tx, ic, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("committing the merge from CommCare: %w", err)
+	}
+	if len(changed) > 0 {
+		log.Debug("merged CommCare's values into the index case", zap.Int("properties_changed", len(changed)))
+	}
+	return ic, nil
+}
+
+// applyCommCare merges c into ic, which the caller has locked, writes it back when that changes anything and
+// records updated_from_commcare naming the properties that changed (their names only). ic is updated in place.
+func applyCommCare(ctx context.Context, tx pgx.Tx, ic *indexCase, c *commcare.Case) ([]string, error) {
+	merged := commcare.MergeEmptyFields(c.Data(), ic.data)
+	var changed []string
+	for k, v := range merged {
+		if old, ok := ic.data[k]; !ok || !sameValue(old, v) {
+			changed = append(changed, k)
+		}
+	}
+	modified, _ := commcare.ParseTime(c.DateModified) // zero (NULL) when CommCare sent none
+	if len(changed) == 0 && ic.closed == c.Closed {
+		return nil, nil
+	}
+	var modifiedArg any
+	if !modified.IsZero() {
+		modifiedArg = modified
+	}
+	if _, err := tx.Exec(ctx, `UPDATE index_cases SET data = $2, closed = $3,
+		commcare_date_modified = coalesce($4, commcare_date_modified), updated_at = now() WHERE id = $1`,
+		ic.id, merged, c.Closed, modifiedArg); err != nil {
+		return nil, fmt.Errorf("updating index case %d from CommCare: %w", ic.id, err)
+	}
+	slices.Sort(changed)
+	if _, err := commcare.RecordEvent(ctx, tx, ic.id, commcare.EventUpdatedFromCommCare,
+		map[string]any{"properties": changed, "closed": c.Closed, "domain": c.Domain}, ""); err != nil {
+		return nil, err
+	}
+	ic.data, ic.closed = merged, c.Closed
+	return changed, nil
+}
+
+// sameValue compares two JSON values as decoded from jsonb or from CommCare's JSON.
+func sameValue(a, b any) bool {
+	return reflect.DeepEqual(a, b)
+}

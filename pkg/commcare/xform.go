@@ -1,0 +1,273 @@
+package commcare
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// The form's fixed parts, as the original's XmlBuilder wrote them. CommCare files submissions by the root's xmlns,
+// so it stays the original's, and the device id makes them look like Formplayer's (web app) submissions.
+const (
+	xmlDeclaration = `<?xml version="1.0" encoding="UTF-8"?>`
+	formOpenTag    = `<data name="Register a New Case" uiVersion="1" version="3" ` +
+		`xmlns="http://geometer.io/viaduct-nys" xmlns:jrm="http://dev.commcarehq.org/jr/xforms">`
+	caseXMLNS      = "http://commcarehq.org/case/transaction/v2"
+	metaXMLNS      = "http://openrosa.org/jr/xforms"
+	deviceID       = "Formplayer"
+	formTimeLayout = "2006-01-02T15:04:05Z"
+)
+
+// CaseBlock is one <n0:case> of a form: it creates the case, or updates it when CommCare already has it (CommCare
+// treats create as an upsert of type, name and owner, which is why the original always sent it).
+type CaseBlock struct {
+	// CaseID is the case_id attribute. Required.
+	CaseID string
+	// DateModified is the date_modified attribute (UTC, whole seconds) when not zero. The patient block has it;
+	// lab results, as in the original, do not.
+	DateModified time.Time
+	// UserID is the user_id attribute when not "". The patient block has it, so CommCare shows Viaduct's user as
+	// the one who changed the case.
+	UserID string
+	// CaseType is create/case_type, e.g. patient or lab_result. Required: CommCare cannot create a case without it.
+	CaseType string
+	// CaseName is create/case_name. Nil leaves the element out, as the original did for lab results; "" renders
+	// an empty <n0:case_name/>, as the original did for a patient without a full name.
+	CaseName *string
+	// OwnerID is create/owner_id: the county's location for a patient, "-" for a lab result (an extension case
+	// belongs to its host's owner).
+	OwnerID string
+	// Update becomes update/<key> for every value that is not Blank, in key order, rendered with PropertyText.
+	// Blank values are left out, so Viaduct never clears a property in CommCare (as in the original). The update
+	// element is always there, empty (<n0:update/>) when nothing is left.
+	Update map[string]any
+	// Parent, when not nil, becomes index/parent: the lab result's link to its patient case.
+	Parent *CaseIndex
+}
+
+// Form is an XForm that creates or updates cases, the only way Viaduct writes to CommCare.
+type Form struct {
+	// Cases are the form's case blocks in order: the patient, then its lab results.
+	Cases []CaseBlock
+	// Now is when the form was filled in: meta/timeStart and meta/timeEnd (UTC, whole seconds). Required.
+	Now time.Time
+	// Username and UserID are meta/username and meta/userID: Viaduct's CommCare user, who then shows as the
+	// form's submitter and the cases' last submitter.
+	Username, UserID string
+	// InstanceID is meta/instanceID, which CommCare uses to recognise a form it already has. Each submission gets a
+	// fresh one (NewInstanceID). Required.
+	InstanceID string
+}
+
+// NewInstanceID returns a random (version 4) UUID for Form.InstanceID. A fresh one for every post makes CommCare
+// process a re-sent form again instead of treating it as a duplicate of one it may have rejected.
+func NewInstanceID() string {
+	return uuid.NewString()
+}
+
+// XML renders the form as CommCare's receiver takes it: indented with two spaces, attributes in the original's order,
+// text and attributes XML-escaped (characters XML cannot carry become U+FFFD). It fails when a case has no id or
+// type, an index names no case, an update key is not a valid element name, or Now or InstanceID is missing.
+func (f Form) XML() ([]byte, error) {
+	var errs []error
+	if f.Now.IsZero() {
+		errs = append(errs, errors.New("commcare: the form has no time"))
+	}
+	if f.InstanceID == "" {
+		errs = append(errs, errors.New("commcare: the form has no instance id"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return f.render()
+}
+
+// Fingerprint is a SHA-256 of what the form would change in CommCare: its XML with the times and the instance id,
+// which differ on every post, blanked. Engine 4 compares it with the last successful post's to skip one that
+// changes nothing.
+func (f Form) Fingerprint() ([32]byte, error) {
+	f.Now = time.Time{}
+	f.InstanceID = ""
+	f.Cases = slices.Clone(f.Cases) // the caller's blocks stay as they are
+	for i := range f.Cases {
+		f.Cases[i].DateModified = time.Time{}
+	}
+	data, err := f.render()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(data), nil
+}
+
+// render writes the form by hand rather than with encoding/xml's marshalling, which cannot put the namespace
+// declarations and attributes in the order the original used (and the tests compare).
+func (f Form) render() ([]byte, error) {
+	var w formWriter
+	w.line(0, xmlDeclaration)
+	w.line(0, formOpenTag)
+	for i, c := range f.Cases {
+		if err := w.caseBlock(i, c); err != nil {
+			return nil, err
+		}
+	}
+	w.line(1, `<n1:meta xmlns:n1="`+metaXMLNS+`">`)
+	w.element(2, "n1:deviceID", deviceID)
+	w.element(2, "n1:timeStart", formTime(f.Now))
+	w.element(2, "n1:timeEnd", formTime(f.Now))
+	w.element(2, "n1:username", f.Username)
+	w.element(2, "n1:userID", f.UserID)
+	w.element(2, "n1:instanceID", f.InstanceID)
+	w.line(1, "</n1:meta>")
+	w.line(0, "</data>")
+	return w.buf.Bytes(), nil
+}
+
+func formTime(t time.Time) string {
+	return t.UTC().Format(formTimeLayout)
+}
+
+// formWriter builds the indented document.
+type formWriter struct {
+	buf bytes.Buffer
+}
+
+func (w *formWriter) indent(depth int) {
+	for range depth {
+		w.buf.WriteString("  ")
+	}
+}
+
+// line writes s, which is already markup, on a line of its own.
+func (w *formWriter) line(depth int, s string) {
+	w.indent(depth)
+	w.buf.WriteString(s)
+	w.buf.WriteByte('\n')
+}
+
+// element writes <name>text</name>, or <name/> when text is "".
+func (w *formWriter) element(depth int, name, text string) {
+	w.indent(depth)
+	w.buf.WriteByte('<')
+	w.buf.WriteString(name)
+	if text == "" {
+		w.buf.WriteString("/>\n")
+		return
+	}
+	w.buf.WriteByte('>')
+	w.text(text)
+	w.buf.WriteString("</")
+	w.buf.WriteString(name)
+	w.buf.WriteString(">\n")
+}
+
+// attr writes ` name="value"`.
+func (w *formWriter) attr(name, value string) {
+	w.buf.WriteByte(' ')
+	w.buf.WriteString(name)
+	w.buf.WriteString(`="`)
+	w.text(value)
+	w.buf.WriteByte('"')
+}
+
+// text writes s escaped; xml.EscapeText escapes quotes and line ends too, so it serves attributes as well.
+func (w *formWriter) text(s string) {
+	_ = xml.EscapeText(&w.buf, []byte(s)) // a bytes.Buffer does not fail
+}
+
+func (w *formWriter) caseBlock(i int, c CaseBlock) error {
+	if c.CaseID == "" {
+		return fmt.Errorf("commcare: case %d of the form has no case id", i)
+	}
+	if c.CaseType == "" {
+		return fmt.Errorf("commcare: case %q of the form has no case type", c.CaseID)
+	}
+	if c.Parent != nil && c.Parent.CaseID == "" {
+		return fmt.Errorf("commcare: the parent index of case %q names no case", c.CaseID)
+	}
+	var keys []string
+	for _, key := range slices.Sorted(maps.Keys(c.Update)) {
+		if Blank(c.Update[key]) {
+			continue
+		}
+		if !validPropertyName(key) {
+			return fmt.Errorf("commcare: case %q: the property name %q is not a valid XML element name", c.CaseID, key)
+		}
+		keys = append(keys, key)
+	}
+
+	w.indent(1)
+	w.buf.WriteString("<n0:case")
+	w.attr("case_id", c.CaseID)
+	if !c.DateModified.IsZero() {
+		w.attr("date_modified", formTime(c.DateModified))
+	}
+	if c.UserID != "" {
+		w.attr("user_id", c.UserID)
+	}
+	w.attr("xmlns:n0", caseXMLNS)
+	w.buf.WriteString(">\n")
+
+	w.line(2, "<n0:create>")
+	if c.CaseName != nil {
+		w.element(3, "n0:case_name", *c.CaseName)
+	}
+	w.element(3, "n0:case_type", c.CaseType)
+	w.element(3, "n0:owner_id", c.OwnerID)
+	w.line(2, "</n0:create>")
+
+	if len(keys) == 0 {
+		w.line(2, "<n0:update/>")
+	} else {
+		w.line(2, "<n0:update>")
+		for _, key := range keys {
+			w.element(3, "n0:"+key, PropertyText(c.Update[key]))
+		}
+		w.line(2, "</n0:update>")
+	}
+
+	if p := c.Parent; p != nil {
+		w.line(2, "<n0:index>")
+		w.indent(3)
+		w.buf.WriteString("<n0:parent")
+		w.attr("case_type", p.CaseType)
+		if p.Relationship != "" {
+			w.attr("relationship", p.Relationship)
+		}
+		w.buf.WriteByte('>')
+		w.text(p.CaseID)
+		w.buf.WriteString("</n0:parent>\n")
+		w.line(2, "</n0:index>")
+	}
+	w.line(1, "</n0:case>")
+	return nil
+}
+
+// validPropertyName reports whether name can be a case property's element name. It is stricter than XML: ASCII
+// letters, digits, '_', '-' and '.', starting with a letter or '_', no namespace prefix (':') and not starting with
+// the reserved "xml". CommCare's own property names are ASCII identifiers, so nothing real is refused, and a name
+// that would break the document or smuggle in markup is.
+func validPropertyName(name string) bool {
+	if name == "" || strings.HasPrefix(strings.ToLower(name), "xml") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch b := name[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', b == '_':
+		case '0' <= b && b <= '9', b == '-', b == '.':
+			if i == 0 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
