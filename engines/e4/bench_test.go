@@ -21,12 +21,12 @@ import (
 
 // TestBenchE4 is `make bench-e4`: 20,000 index cases with one to three lab results each, queued at once, posted
 // to the fake CommCare answering every request after 20 ms. It prints posts per second and the job latencies.
-// VIADUCT_BENCH_E4_CONCURRENCY sets the one knob, Engine 4's concurrency (default 64); VIADUCT_BENCH_E4_CASES
+// VIADUCT_BENCH_E4_CONCURRENCY sets the one knob, Engine 4's concurrency (default 32, the daemon's); VIADUCT_BENCH_E4_CASES
 // the number of cases.
 func TestBenchE4(t *testing.T) {
 	ctx := context.Background()
 	cases := envInt(t, "VIADUCT_BENCH_E4_CASES", 20_000)
-	concurrency := envInt(t, "VIADUCT_BENCH_E4_CONCURRENCY", 64)
+	concurrency := envInt(t, "VIADUCT_BENCH_E4_CONCURRENCY", 32)
 	const latency = 20 * time.Millisecond
 
 	db := pgtest.New(t)

@@ -28,7 +28,8 @@ type Config struct {
 	// DryRun does everything but the POST: cases are looked up and their forms built, and each is recorded as a
 	// send_to_commcare_succeeded event saying that posting is switched off.
 	DryRun bool
-	// Concurrency is how many jobs this daemon works at once. Defaults to 10, the original's.
+	// Concurrency is how many jobs this daemon works at once. Defaults to 32: each job spends most of its time
+	// waiting on CommCare, and 32 posts over 200 cases a second at 20 ms per request (the original ran 10).
 	Concurrency int
 	// JobTimeout bounds one attempt: the transfer chain's GETs, the POST and the recording. Defaults to 2 minutes.
 	JobTimeout time.Duration
@@ -49,7 +50,7 @@ const IdleHorizon = time.Minute
 
 func (c *Config) setDefaults() {
 	if c.Concurrency == 0 {
-		c.Concurrency = 10
+		c.Concurrency = 32
 	}
 	if c.JobTimeout == 0 {
 		c.JobTimeout = 2 * time.Minute
