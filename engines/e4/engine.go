@@ -121,6 +121,7 @@ type Engine struct {
 	deps   Deps
 	logger *zap.Logger
 	client *river.Client[pgx.Tx]
+	worker *worker
 }
 
 // New validates config and returns an Engine ready to Run.
@@ -161,7 +162,7 @@ func New(config Config, deps Deps) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("e4: creating the River client: %w", err)
 	}
-	return &Engine{config: config, deps: deps, logger: deps.Logger, client: client}, nil
+	return &Engine{config: config, deps: deps, logger: deps.Logger, client: client, worker: w}, nil
 }
 
 // Client returns the engine's River client, which can also insert jobs and serve River UI.
@@ -176,13 +177,39 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("starting the River client: %w", err)
 	}
+	tallyDone := make(chan struct{})
+	tallyCtx, stopTally := context.WithCancel(ctx)
+	go func() {
+		defer close(tallyDone)
+		e.logTally(tallyCtx)
+	}()
 	var err error
 	if e.config.UntilIdle {
 		err = e.waitIdle(ctx)
 	} else {
 		<-ctx.Done()
 	}
-	return errors.Join(err, e.stop(ctx))
+	err = errors.Join(err, e.stop(ctx))
+	stopTally()
+	<-tallyDone
+	return err
+}
+
+// logTally logs what the jobs did every tallyInterval, and once more when ctx is done.
+func (e *Engine) logTally(ctx context.Context) {
+	t := time.NewTicker(tallyInterval)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			e.worker.tally.log(e.logger, time.Since(last))
+			return
+		case now := <-t.C:
+			e.worker.tally.log(e.logger, now.Sub(last))
+			last = now
+		}
+	}
 }
 
 func (e *Engine) stop(ctx context.Context) error {

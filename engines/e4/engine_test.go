@@ -160,3 +160,37 @@ func TestEngineStopLetsPostsInFlightFinish(t *testing.T) {
 	require.Len(t, f.events(t, id, commcare.EventSendToCommCareSucceeded), 1)
 	require.Equal(t, map[rivertype.JobState]int{rivertype.JobStateCompleted: 1}, f.jobStates(t))
 }
+
+// TestEngineStopCancelsPostsThatOutlastTheStopTimeout stops the engine while a post hangs: after StopTimeout the
+// post is cancelled, Run returns, and River puts the job back to be worked as soon as a daemon runs again.
+func TestEngineStopCancelsPostsThatOutlastTheStopTimeout(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, commcaretest.Options{})
+	id := f.addCase(t, "case-1", 1111, map[string]any{"full_name": "Ada"})
+	f.cc.Fail(http.MethodPost, receiverPath, commcaretest.Fault{Delay: time.Minute})
+	config := testConfig()
+	config.StopTimeout = 200 * time.Millisecond
+	config.Retry = RetryPolicy{Base: time.Hour, Cap: time.Hour}
+	e, err := New(config, f.deps(t, nil))
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	f.enqueue(t, e.Client(), 1111, "case-1")
+	require.Eventually(t, func() bool {
+		for _, r := range f.cc.Requests() {
+			if r.Method == http.MethodPost {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "the post started")
+	stopped := time.Now()
+	cancel()
+	require.NoError(t, <-done)
+	require.Less(t, time.Since(stopped), 10*time.Second, "Run returned soon after the stop timeout")
+	require.Equal(t, map[rivertype.JobState]int{rivertype.JobStateAvailable: 1}, f.jobStates(t))
+	require.Len(t, f.events(t, id, commcare.EventSendToCommCareFailed), 1, "the cut-off post is recorded")
+	require.Zero(t, f.cc.Submissions(midsomer))
+}

@@ -42,6 +42,7 @@ type worker struct {
 	commcare CommCare
 	logger   *zap.Logger
 	zone     *time.Location
+	tally    tally
 }
 
 // newWorker returns the worker for config (already defaulted) and deps that uses db.
@@ -67,6 +68,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 	start := time.Now()
 	outcome, err := w.work(ctx, job)
 	w.deps.Metrics.observeJob(outcome, time.Since(start))
+	w.tally.add(outcome)
 	return err
 }
 
@@ -136,7 +138,7 @@ func (w *worker) work(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 		return outcomeCancelled, river.JobCancel(end.err)
 	case errors.Is(end.err, commcare.ErrRateLimited):
 		d := snooze(end.err)
-		log.Info("CommCare is rate limiting; snoozing the job", zap.Duration("snooze", d))
+		log.Debug("CommCare is rate limiting; snoozing the job", zap.Duration("snooze", d))
 		return outcomeSnoozed, river.JobSnooze(d)
 	default:
 		log.Warn("following the case's transfer chain failed; retrying later", zap.Error(end.err))
@@ -199,7 +201,7 @@ func (w *worker) post(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 		data := eventData(act, county, now)
 		data["response"] = dryRunResponse
 		data["status"] = 900
-		log.Info("posting is switched off; recorded the case as sent without posting it")
+		log.Debug("posting is switched off; recorded the case as sent without posting it")
 		return w.finish(ctx, job, source, target, county, seen, data, string(xml), nil, outcomeDryRun)
 	}
 
@@ -209,7 +211,7 @@ func (w *worker) post(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 	}
 	data := eventData(act, county, now)
 	data["response"] = res.Body
-	log.Info("case sent to CommCare")
+	log.Debug("case sent to CommCare")
 	return w.finish(ctx, job, source, target, county, seen, data, string(xml), &p.fingerprint, outcomePosted)
 }
 
@@ -280,7 +282,7 @@ func (w *worker) failed(ctx context.Context, log *zap.Logger, target *indexCase,
 		data["response"] = "rate_limited"
 		data["snoozed"] = d.String()
 		out, result = outcomeSnoozed, river.JobSnooze(d)
-		log.Info("CommCare is rate limiting; snoozing the job", zap.Duration("snooze", d))
+		log.Debug("CommCare is rate limiting; snoozing the job", zap.Duration("snooze", d))
 	case commcare.IsPermanent(postErr):
 		data["reason"] = postErr.Error()
 		typ, out, result = commcare.EventSendToCommCareDiscarded, outcomeCancelled, river.JobCancel(postErr)
