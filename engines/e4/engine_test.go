@@ -27,6 +27,26 @@ func (f *fixture) enqueue(t *testing.T, client *river.Client[pgx.Tx], county int
 	require.NoError(t, err)
 }
 
+// runUntilPosting runs e, enqueues a job for caseID in Midsomer, and returns once CommCare has received its post,
+// with the function that stops e and the channel Run's result arrives on.
+func (f *fixture) runUntilPosting(t *testing.T, e *Engine, caseID string) (context.CancelFunc, <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	f.enqueue(t, e.Client(), 1111, caseID)
+	require.Eventually(t, func() bool {
+		for _, r := range f.cc.Requests() {
+			if r.Method == http.MethodPost {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "the post started")
+	return cancel, done
+}
+
 // jobStates counts the case loader jobs by state.
 func (f *fixture) jobStates(t *testing.T) map[rivertype.JobState]int {
 	t.Helper()
@@ -143,18 +163,7 @@ func TestEngineStopLetsPostsInFlightFinish(t *testing.T) {
 	e, err := New(testConfig(), f.deps(t, nil))
 	require.NoError(t, err)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	f.enqueue(t, e.Client(), 1111, "case-1")
-	require.Eventually(t, func() bool {
-		for _, r := range f.cc.Requests() {
-			if r.Method == http.MethodPost {
-				return true
-			}
-		}
-		return false
-	}, 10*time.Second, 10*time.Millisecond, "the post started")
+	cancel, done := f.runUntilPosting(t, e, "case-1")
 	cancel()
 	require.NoError(t, <-done)
 	require.Len(t, f.events(t, id, commcare.EventSendToCommCareSucceeded), 1)
@@ -174,18 +183,7 @@ func TestEngineStopCancelsPostsThatOutlastTheStopTimeout(t *testing.T) {
 	e, err := New(config, f.deps(t, nil))
 	require.NoError(t, err)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	f.enqueue(t, e.Client(), 1111, "case-1")
-	require.Eventually(t, func() bool {
-		for _, r := range f.cc.Requests() {
-			if r.Method == http.MethodPost {
-				return true
-			}
-		}
-		return false
-	}, 10*time.Second, 10*time.Millisecond, "the post started")
+	cancel, done := f.runUntilPosting(t, e, "case-1")
 	stopped := time.Now()
 	cancel()
 	require.NoError(t, <-done)
