@@ -3,8 +3,6 @@ package e2
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -190,12 +188,12 @@ func (b *batch) load(ctx context.Context, tx pgx.Tx, plans []plan) error {
 		// unique indexes on person_keys and on people's name and date of birth make a duplicate person impossible
 		// whatever the locks, by failing the later batch, which is then tried again.
 		if p.name != nil {
-			lockKeys = append(lockKeys, lockKey("viaduct:person-name:"+p.name.String()))
+			lockKeys = append(lockKeys, commcare.NameLock(p.name.dob, p.name.last, p.name.first))
 			dobs = append(dobs, pgtype.Date{Time: p.name.dob, Valid: true})
 			lasts = append(lasts, p.name.last)
 			firsts = append(firsts, p.name.first)
 		} else if p.tr.PatientKey != "" {
-			lockKeys = append(lockKeys, lockKey("viaduct:person-key:"+p.tr.PatientKey))
+			lockKeys = append(lockKeys, commcare.KeyLock(p.tr.PatientKey))
 		}
 	}
 	if need == 0 {
@@ -203,8 +201,8 @@ func (b *batch) load(ctx context.Context, tx pgx.Tx, plans []plan) error {
 	}
 	// Phase one: the identities this batch may match or create people under. Taken in one sorted sweep, so two
 	// batches never wait on each other in a cycle.
-	if err := lockSorted(ctx, tx, lockKeys); err != nil {
-		return fmt.Errorf("locking patient identities: %w", err)
+	if err := commcare.LockIdentities(ctx, tx, lockKeys); err != nil {
+		return err
 	}
 	rows, err := tx.Query(ctx, `
 		SELECT p.id, array_remove(p.patient_keys, NULL), coalesce(p.name_first, ''), coalesce(p.name_last, ''), p.dob
@@ -332,28 +330,4 @@ func (b *batch) addPerson(p *person) {
 	if p.first != "" && p.last != "" && !p.dob.IsZero() {
 		b.byName[nameKey{p.dob, p.last, p.first}] = p
 	}
-}
-
-func (n nameKey) String() string {
-	return n.dob.Format(time.DateOnly) + "|" + n.last + "|" + n.first
-}
-
-// lockKey maps a lock name to a PostgreSQL advisory lock key.
-func lockKey(name string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	return int64(h.Sum64())
-}
-
-// lockSorted takes transaction-scoped advisory locks on keys in ascending order, once each.
-func lockSorted(ctx context.Context, tx pgx.Tx, keys []int64) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	// unnest yields the array in order and the aggregate consumes rows in that order, so the locks are taken in the
-	// order given.
-	_, err := tx.Exec(ctx, `SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, keys)
-	return err
 }

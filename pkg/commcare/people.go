@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // LockPeople takes a transaction-scoped advisory lock on each person, in ascending id order. Every engine that
@@ -13,24 +14,55 @@ import (
 // these locks from before it reads them until it commits, so that two writers never merge into stale data. Taking
 // them in one sorted sweep keeps two lockers from waiting on each other in a cycle.
 func LockPeople(ctx context.Context, tx DBTX, ids []int64) error {
-	if len(ids) == 0 {
-		return nil
-	}
 	keys := make([]int64, len(ids))
 	for i, id := range ids {
-		keys[i] = personLockKey(id)
+		keys[i] = lockKey("viaduct:person:" + strconv.FormatInt(id, 10))
 	}
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	// unnest yields the array in order and the aggregate consumes the rows in that order.
-	if _, err := tx.Exec(ctx, `SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, keys); err != nil {
+	if err := lockSorted(ctx, tx, keys); err != nil {
 		return fmt.Errorf("locking people: %w", err)
 	}
 	return nil
 }
 
-func personLockKey(id int64) int64 {
+// NameLock and KeyLock are the advisory lock keys of a person identity: a date of birth with the upper-cased last
+// name and first token of the first name, or a patient key. Every engine that may create a person (Engine 2 from
+// test results, Engine 5 from CommCare) takes them with LockIdentities before it looks the person up, so two
+// writers never both decide the person is new. Identities are locked before people (LockPeople), by everyone.
+func NameLock(dob time.Time, last, first string) int64 {
+	return lockKey("viaduct:person-name:" + dob.Format(time.DateOnly) + "|" + last + "|" + first)
+}
+
+// KeyLock: see NameLock.
+func KeyLock(patientKey string) int64 {
+	return lockKey("viaduct:person-key:" + patientKey)
+}
+
+// LockIdentities takes transaction-scoped advisory locks on the identity keys (NameLock, KeyLock), in one sorted
+// sweep.
+func LockIdentities(ctx context.Context, tx DBTX, keys []int64) error {
+	if err := lockSorted(ctx, tx, keys); err != nil {
+		return fmt.Errorf("locking patient identities: %w", err)
+	}
+	return nil
+}
+
+// lockKey maps a lock name to a PostgreSQL advisory lock key.
+func lockKey(name string) int64 {
 	h := fnv.New64a()
-	h.Write([]byte("viaduct:person:" + strconv.FormatInt(id, 10)))
+	h.Write([]byte(name))
 	return int64(h.Sum64())
+}
+
+// lockSorted takes transaction-scoped advisory locks on keys in ascending order, once each: taking them in one
+// sorted sweep keeps two lockers from waiting on each other in a cycle.
+func lockSorted(ctx context.Context, tx DBTX, keys []int64) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	// unnest yields the array in order and the aggregate consumes the rows in that order.
+	_, err := tx.Exec(ctx, `SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, keys)
+	return err
 }
