@@ -369,16 +369,3 @@ func classifyResult(result string) string {
 	}
 	return "other"
 }
-
-// personFirstName is the first name stored on people and used to match a person by name and date of birth: the
-// text before the first space ("Mary Ann" is MARY), upper-cased. "" stands for NULL, which is also what a leading
-// space gives.
-func personFirstName(raw string) string {
-	first, _, _ := strings.Cut(raw, " ")
-	return strings.ToUpper(first)
-}
-
-// personLastName is the last name stored on people: the whole ECLRS value, upper-cased. "" stands for NULL.
-func personLastName(raw string) string {
-	return strings.ToUpper(raw)
-}

@@ -701,8 +701,8 @@ func TestPersonNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tt.wantFirst, personFirstName(tt.raw))
-			require.Equal(t, tt.wantLast, personLastName(tt.raw))
+			require.Equal(t, tt.wantFirst, commcare.PersonFirstName(tt.raw))
+			require.Equal(t, tt.wantLast, commcare.PersonLastName(tt.raw))
 		})
 	}
 }

@@ -62,7 +62,7 @@ func (b *batch) plan() []plan {
 			continue
 		}
 		pp.county = county
-		first, last := personFirstName(tr.PatientNameFirst), personLastName(tr.PatientNameLast)
+		first, last := commcare.PersonFirstName(tr.PatientNameFirst), commcare.PersonLastName(tr.PatientNameLast)
 		if first != "" && last != "" && !tr.PatientDOB.IsZero() {
 			pp.name = &nameKey{dob: tr.PatientDOB, last: last, first: first}
 		}
@@ -139,8 +139,8 @@ func (b *batch) matchPerson(p *plan) *person {
 	}
 	who := &person{
 		id:      b.takePersonID(),
-		first:   personFirstName(tr.PatientNameFirst),
-		last:    personLastName(tr.PatientNameLast),
+		first:   commcare.PersonFirstName(tr.PatientNameFirst),
+		last:    commcare.PersonLastName(tr.PatientNameLast),
 		dob:     tr.PatientDOB,
 		created: true,
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -24,9 +23,9 @@ func (w *worker) transfer(ctx context.Context, job *river.Job[commcare.CaseLoade
 	if !ok {
 		return outcomeFailed, fmt.Errorf("no county in the county list has domain %s", final.domain)
 	}
-	fips, err := strconv.ParseInt(county.FIPS, 10, 64)
+	fips, err := county.FIPSCode()
 	if err != nil {
-		return outcomeFailed, fmt.Errorf("county %s has FIPS code %q, not a number", county.Domain, county.FIPS)
+		return outcomeFailed, err
 	}
 	log = log.With(zap.String("transfer_chain", ch.String()))
 

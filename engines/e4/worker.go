@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -325,39 +323,12 @@ func (w *worker) mergeFromCommCare(ctx context.Context, id int64, c *commcare.Ca
 	return ic, nil
 }
 
-// applyCommCare merges c into ic, which the caller has locked, writes it back when that changes anything and
-// records updated_from_commcare naming the properties that changed (their names only). ic is updated in place.
+// applyCommCare merges c into ic, which the caller has locked (commcare.MergeIntoIndexCase), and updates ic.
 func applyCommCare(ctx context.Context, tx pgx.Tx, ic *indexCase, c *commcare.Case) ([]string, error) {
-	merged := commcare.MergeEmptyFields(c.Data(), ic.data)
-	var changed []string
-	for k, v := range merged {
-		if old, ok := ic.data[k]; !ok || !sameValue(old, v) {
-			changed = append(changed, k)
-		}
-	}
-	modified, _ := commcare.ParseTime(c.DateModified) // zero (NULL) when CommCare sent none
-	if len(changed) == 0 && ic.closed == c.Closed {
-		return nil, nil
-	}
-	var modifiedArg any
-	if !modified.IsZero() {
-		modifiedArg = modified
-	}
-	if _, err := tx.Exec(ctx, `UPDATE index_cases SET data = $2, closed = $3,
-		commcare_date_modified = coalesce($4, commcare_date_modified), updated_at = now() WHERE id = $1`,
-		ic.id, merged, c.Closed, modifiedArg); err != nil {
-		return nil, fmt.Errorf("updating index case %d from CommCare: %w", ic.id, err)
-	}
-	slices.Sort(changed)
-	if _, err := commcare.RecordEvent(ctx, tx, ic.id, commcare.EventUpdatedFromCommCare,
-		map[string]any{"properties": changed, "closed": c.Closed, "domain": c.Domain}, ""); err != nil {
+	merged, changed, err := commcare.MergeIntoIndexCase(ctx, tx, ic.id, ic.data, ic.closed, c)
+	if err != nil {
 		return nil, err
 	}
 	ic.data, ic.closed = merged, c.Closed
 	return changed, nil
-}
-
-// sameValue compares two JSON values as decoded from jsonb or from CommCare's JSON.
-func sameValue(a, b any) bool {
-	return reflect.DeepEqual(a, b)
 }

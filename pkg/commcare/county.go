@@ -63,3 +63,13 @@ func (r Resolution) String() string {
 		return fmt.Sprintf("Resolution(%d)", int(r))
 	}
 }
+
+// FIPSCode returns the county's FIPS code as the number index_cases.county_id holds. Counties in a CountyList
+// always have one.
+func (c County) FIPSCode() (int64, error) {
+	code, problem := parseFIPS(c.FIPS)
+	if problem != "" {
+		return 0, fmt.Errorf("county %s: %s", c.Domain, problem)
+	}
+	return code, nil
+}

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -16,7 +17,7 @@ import (
 func LockPeople(ctx context.Context, tx DBTX, ids []int64) error {
 	keys := make([]int64, len(ids))
 	for i, id := range ids {
-		keys[i] = lockKey("viaduct:person:" + strconv.FormatInt(id, 10))
+		keys[i] = LockKey("viaduct:person:" + strconv.FormatInt(id, 10))
 	}
 	if err := lockSorted(ctx, tx, keys); err != nil {
 		return fmt.Errorf("locking people: %w", err)
@@ -29,12 +30,12 @@ func LockPeople(ctx context.Context, tx DBTX, ids []int64) error {
 // test results, Engine 5 from CommCare) takes them with LockIdentities before it looks the person up, so two
 // writers never both decide the person is new. Identities are locked before people (LockPeople), by everyone.
 func NameLock(dob time.Time, last, first string) int64 {
-	return lockKey("viaduct:person-name:" + dob.Format(time.DateOnly) + "|" + last + "|" + first)
+	return LockKey("viaduct:person-name:" + dob.Format(time.DateOnly) + "|" + last + "|" + first)
 }
 
 // KeyLock: see NameLock.
 func KeyLock(patientKey string) int64 {
-	return lockKey("viaduct:person-key:" + patientKey)
+	return LockKey("viaduct:person-key:" + patientKey)
 }
 
 // LockIdentities takes transaction-scoped advisory locks on the identity keys (NameLock, KeyLock), in one sorted
@@ -47,7 +48,7 @@ func LockIdentities(ctx context.Context, tx DBTX, keys []int64) error {
 }
 
 // lockKey maps a lock name to a PostgreSQL advisory lock key.
-func lockKey(name string) int64 {
+func LockKey(name string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte(name))
 	return int64(h.Sum64())
@@ -65,4 +66,17 @@ func lockSorted(ctx context.Context, tx DBTX, keys []int64) error {
 	// unnest yields the array in order and the aggregate consumes the rows in that order.
 	_, err := tx.Exec(ctx, `SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k`, keys)
 	return err
+}
+
+// PersonFirstName is the first name stored on people and used to match a person by name and date of birth: the
+// text before the first space ("Mary Ann" is MARY), upper-cased. "" stands for NULL, which is also what a leading
+// space gives.
+func PersonFirstName(raw string) string {
+	first, _, _ := strings.Cut(raw, " ")
+	return strings.ToUpper(first)
+}
+
+// PersonLastName is the last name stored on people: the whole value, upper-cased. "" stands for NULL.
+func PersonLastName(raw string) string {
+	return strings.ToUpper(raw)
 }

@@ -1,0 +1,249 @@
+package e5
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
+)
+
+// Config is Engine 5's configuration.
+type Config struct {
+	// Interval is the time from the start of one round to the start of the next. Defaults to 5 minutes.
+	Interval time.Duration
+	// Overlap is how far before a domain's high-water mark the next round starts reading, so that a change
+	// CommCare stamped a little before the mark (clock skew, a slow commit on its side) is not missed. Reading a
+	// change twice is harmless: merging is idempotent. Defaults to 2 minutes.
+	Overlap time.Duration
+	// FirstWindow is how far back the first round reads a domain that has no mark yet. Defaults to 48 hours, as the
+	// original's first pass did.
+	FirstWindow time.Duration
+	// PageSize is how many cases one request asks for. Defaults to 100.
+	PageSize int
+	// Domains is how many domains are read at once. Defaults to 4.
+	Domains int
+	// OwnUserIDs are the CommCare user ids Viaduct posts as (Engine 4's). A case whose last change is theirs is
+	// Viaduct's own post coming back and is skipped.
+	OwnUserIDs []string
+	// UntilIdle makes Run do one round (waiting for another daemon's round to end first) and return.
+	UntilIdle bool
+}
+
+func (c *Config) setDefaults() {
+	if c.Interval == 0 {
+		c.Interval = 5 * time.Minute
+	}
+	if c.Overlap == 0 {
+		c.Overlap = 2 * time.Minute
+	}
+	if c.FirstWindow == 0 {
+		c.FirstWindow = 48 * time.Hour
+	}
+	if c.PageSize == 0 {
+		c.PageSize = 100
+	}
+	if c.Domains == 0 {
+		c.Domains = 4
+	}
+}
+
+// Validate reports every problem with c at once; zero fields take their defaults first.
+func (c Config) Validate() error {
+	c.setDefaults()
+	var errs []error
+	if c.Interval < time.Second {
+		errs = append(errs, fmt.Errorf("e5: interval %s is shorter than a second", c.Interval))
+	}
+	if c.Overlap < 0 || c.Overlap >= c.Interval*12 {
+		errs = append(errs, fmt.Errorf("e5: overlap %s must not be negative nor longer than 12 intervals", c.Overlap))
+	}
+	if c.FirstWindow < 0 {
+		errs = append(errs, fmt.Errorf("e5: first window %s is negative", c.FirstWindow))
+	}
+	if c.PageSize < 1 || c.PageSize > 5000 {
+		errs = append(errs, fmt.Errorf("e5: page size %d is outside 1 to 5,000 (CommCare's limit)", c.PageSize))
+	}
+	if c.Domains < 1 || c.Domains > 100 {
+		errs = append(errs, fmt.Errorf("e5: %d domains at once is outside 1 to 100", c.Domains))
+	}
+	return errors.Join(errs...)
+}
+
+// CommCare is what Engine 5 asks of CommCare; a *commcare.Client does it.
+type CommCare interface {
+	ListCases(ctx context.Context, domain string, q commcare.CaseQuery) (*commcare.CasePage, error)
+}
+
+// Counties gives the county list in force.
+type Counties interface {
+	Current() *commcare.CountyList
+}
+
+// Deps are Engine 5's collaborators.
+type Deps struct {
+	// Pool is the database.
+	Pool *pgxpool.Pool
+	// CommCare is where changed cases are read.
+	CommCare CommCare
+	// Counties names the participating domains.
+	Counties Counties
+	// Logger is Engine 5's named logger.
+	Logger *zap.Logger
+	// Now is the clock; defaults to time.Now.
+	Now func() time.Time
+}
+
+// Engine is Engine 5, the CommCare extractor.
+type Engine struct {
+	config Config
+	deps   Deps
+	logger *zap.Logger
+}
+
+// New validates config and returns an Engine ready to Run.
+func New(config Config, deps Deps) (*Engine, error) {
+	config.setDefaults()
+	errs := []error{config.Validate()}
+	if deps.Pool == nil {
+		errs = append(errs, errors.New("e5: a database pool is required"))
+	}
+	if deps.CommCare == nil {
+		errs = append(errs, errors.New("e5: a CommCare client is required"))
+	}
+	if deps.Counties == nil {
+		errs = append(errs, errors.New("e5: a county list is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	return &Engine{config: config, deps: deps, logger: deps.Logger}, nil
+}
+
+// Run polls CommCare a round at a time, a round starting every Interval, until ctx is done (or, with UntilIdle,
+// after one round). Only one daemon runs a round at a time: the others skip theirs.
+func (e *Engine) Run(ctx context.Context) error {
+	for {
+		started := time.Now()
+		if err := e.Round(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			e.logger.Error("the round failed; trying again next interval", zap.Error(err))
+		}
+		if e.config.UntilIdle || ctx.Err() != nil {
+			return nil
+		}
+		t := time.NewTimer(time.Until(started.Add(e.config.Interval)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// RoundResult is what one round did, summed over its domains.
+type RoundResult struct {
+	Domains, Failed int // domains read, and of those failed
+	Stats
+}
+
+// Round reads every participating domain once, Domains at a time, under the leader lock. A domain that fails is
+// reported and retried next round; the others go on. It returns an error only when it could not run at all.
+func (e *Engine) Round(ctx context.Context) error {
+	release, ok, err := e.lead(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		e.logger.Debug("another daemon is polling CommCare; skipping this round")
+		return nil
+	}
+	defer release()
+
+	counties := e.deps.Counties.Current().Participating()
+	sort.Slice(counties, func(i, j int) bool { return counties[i].Domain < counties[j].Domain })
+	start := time.Now()
+	var (
+		mu  sync.Mutex
+		res RoundResult
+		wg  sync.WaitGroup
+	)
+	sem := make(chan struct{}, e.config.Domains)
+	for _, county := range counties {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			stats, err := e.pollDomain(ctx, county)
+			mu.Lock()
+			defer mu.Unlock()
+			res.Domains++
+			res.add(stats)
+			if err != nil {
+				res.Failed++
+				if ctx.Err() == nil {
+					e.logger.Warn("reading a domain failed; it is read again next round", zap.String("domain", county.Domain),
+						zap.Error(err))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	fields := append([]zap.Field{zap.Int("domains", res.Domains), zap.Int("domains_failed", res.Failed),
+		zap.Duration("elapsed", time.Since(start).Round(time.Millisecond))}, res.fields()...)
+	if res.Created+res.Updated > 0 || res.Failed > 0 {
+		e.logger.Info("CommCare round done", fields...)
+	} else {
+		e.logger.Debug("CommCare round done", fields...)
+	}
+	return ctx.Err()
+}
+
+// leaderLockKey is the session advisory lock a daemon holds while it runs a round.
+var leaderLockKey = commcare.LockKey("viaduct:e5:round")
+
+// lead takes the leader lock on a connection of its own: without waiting (a round is skipped when another daemon
+// runs one), or, with UntilIdle, waiting for it. release gives it back.
+func (e *Engine) lead(ctx context.Context) (release func(), ok bool, err error) {
+	conn, err := e.deps.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("taking a connection for the round: %w", err)
+	}
+	if e.config.UntilIdle {
+		_, err = conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, leaderLockKey)
+		ok = err == nil
+	} else {
+		err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&ok)
+	}
+	if err != nil || !ok {
+		conn.Release()
+		if err != nil {
+			return nil, false, fmt.Errorf("taking the round lock: %w", err)
+		}
+		return nil, false, nil
+	}
+	return func() {
+		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(unlockCtx, `SELECT pg_advisory_unlock($1)`, leaderLockKey); err != nil {
+			// A connection that still holds the lock must not go back to the pool.
+			_ = conn.Conn().Close(unlockCtx)
+		}
+		conn.Release()
+	}, true, nil
+}

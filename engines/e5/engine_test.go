@@ -1,0 +1,244 @@
+package e5
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+)
+
+const (
+	midsomer  = "uk-midsomer-cdcms"
+	yggdrasil = "sw-yggdrasil-cdcms"
+	statewide = "uk-statewide-cdcms"
+	ownUser   = "viaduct-user-id"
+)
+
+type fixture struct {
+	db       *pgtest.DB
+	cc       *commcaretest.Server
+	client   *commcare.Client
+	counties *commcare.CountyList
+	now      time.Time // the engine's clock
+}
+
+func newFixture(t *testing.T, opts commcaretest.Options) *fixture {
+	t.Helper()
+	opts.Counties = commcaretest.TestCounties()
+	f := &fixture{db: pgtest.New(t), cc: commcaretest.StartTest(t, opts), now: time.Now().UTC()}
+	cfg := f.cc.ClientConfig()
+	cfg.GetRetryFor = -1
+	var err error
+	f.client, err = commcare.NewClient(cfg)
+	require.NoError(t, err)
+	f.counties, err = commcare.NewCountyList(commcaretest.TestCounties())
+	require.NoError(t, err)
+	_, err = commcare.SeedCounties(context.Background(), f.db.Pool, f.counties)
+	require.NoError(t, err)
+	return f
+}
+
+func (f *fixture) Current() *commcare.CountyList { return f.counties }
+
+func (f *fixture) engine(t *testing.T, adjust func(*Config)) *Engine {
+	t.Helper()
+	cfg := Config{OwnUserIDs: []string{ownUser}, UntilIdle: true, PageSize: 10}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	e, err := New(cfg, Deps{Pool: f.db.Pool, CommCare: f.client, Counties: f, Logger: zaptest.NewLogger(t),
+		Now: func() time.Time { return f.now }})
+	require.NoError(t, err)
+	return e
+}
+
+// patient is a CommCare patient case with lab result children, one per accession number.
+func patient(id, first, last, dob string, props map[string]any, accessions ...string) commcare.Case {
+	p := map[string]any{"case_type": "patient", "first_name": first, "last_name": last, "dob": dob,
+		"full_name": first + " " + last}
+	for k, v := range props {
+		p[k] = v
+	}
+	c := commcare.Case{CaseID: id, UserID: "tracer", Properties: p, ChildCases: map[string]commcare.Case{}}
+	for i, acc := range accessions {
+		childID := fmt.Sprintf("%s-lab-%d", id, i)
+		c.ChildCases[childID] = commcare.Case{CaseID: childID, UserID: "tracer",
+			Properties: map[string]any{"case_type": "lab_result", "accession_number": acc, "result": "positive"},
+			Indices:    map[string]commcare.CaseIndex{"parent": {CaseID: id, CaseType: "patient", Relationship: "extension"}}}
+	}
+	return c
+}
+
+func (f *fixture) count(t *testing.T, query string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(), query, args...).Scan(&n))
+	return n
+}
+
+func (f *fixture) caseData(t *testing.T, caseID string) map[string]any {
+	t.Helper()
+	var data map[string]any
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(), `SELECT data FROM index_cases WHERE case_id = $1`, caseID).Scan(&data))
+	return data
+}
+
+func TestMergeRules(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, commcaretest.Options{})
+	ctx := context.Background()
+	// A person and case Viaduct already has.
+	var person, known int64
+	require.NoError(t, f.db.Pool.QueryRow(ctx, `INSERT INTO people (patient_keys, name_first, name_last, dob)
+		VALUES ('{k}', 'ADA', 'LOVELACE', '1815-12-10') RETURNING id`).Scan(&person))
+	require.NoError(t, f.db.Pool.QueryRow(ctx, `INSERT INTO index_cases (person_id, county_id, case_id, data)
+		VALUES ($1, 1111, 'known', '{"phone": "5550100", "interviewed": "no"}') RETURNING id`, person).Scan(&known))
+
+	f.cc.PutCase(midsomer, patient("known", "Ada", "Lovelace", "1815-12-10",
+		map[string]any{"interviewed": "yes", "phone": ""}, "acc-new"))
+	f.cc.PutCase(midsomer, patient("same-person", "Ada Augusta", "Lovelace", "1815-12-10", nil, "acc-1", "acc-2"))
+	f.cc.PutCase(yggdrasil, patient("new-person", "Grace", "Hopper", "1906-12-09", nil, "acc-3"))
+	f.cc.PutCase(midsomer, patient("closed", "Alan", "Turing", "1912-06-23", nil))
+	f.cc.PutCase(midsomer, patient("duplicate", "Alan", "Turing", "1912-06-23", map[string]any{"final_disposition": "duplicate"}))
+	f.cc.PutCase(midsomer, patient("stub", "Alan", "Turing", "1912-06-23", map[string]any{"stub": "yes"}))
+	f.cc.PutCase(midsomer, patient("in-transfer", "Alan", "Turing", "1912-06-23", map[string]any{"transfer_status": "pending"}))
+	f.cc.PutCase(midsomer, patient("no-dob", "Alan", "Turing", "", nil))
+	own := patient("own", "Edsger", "Dijkstra", "1930-05-11", nil)
+	own.UserID = ownUser
+	f.cc.PutCase(midsomer, own)
+	require.NoError(t, f.cc.CloseCase(midsomer, "closed", "tracer"))
+
+	require.NoError(t, f.engine(t, nil).Round(ctx))
+
+	data := f.caseData(t, "known")
+	require.Equal(t, "yes", data["interviewed"], "CommCare's change wins")
+	require.Equal(t, "5550100", data["phone"], "a blank in CommCare erases nothing")
+	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM index_case_events j JOIN events e ON e.id = j.event_id
+		WHERE j.index_case_id = $1 AND e.type = $2`, known, commcare.EventUpdatedFromCommCare))
+	require.Zero(t, f.count(t, `SELECT count(*) FROM lab_results WHERE index_case_id = $1`, known),
+		"a known case's lab results are left alone")
+
+	require.Equal(t, person, int64(f.count(t, `SELECT person_id FROM index_cases WHERE case_id = 'same-person'`)),
+		"matched by date of birth, last name and first name")
+	require.Equal(t, 2, f.count(t, `SELECT count(*) FROM lab_results lr JOIN index_cases ic ON ic.id = lr.index_case_id
+		WHERE ic.case_id = 'same-person'`))
+	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM people WHERE name_first = 'GRACE' AND name_last = 'HOPPER'`),
+		"a person is created when none matches")
+	require.Equal(t, 9999, f.count(t, `SELECT county_id FROM index_cases WHERE case_id = 'new-person'`))
+	require.Equal(t, 2, f.count(t, `SELECT count(*) FROM events WHERE type = $1`, commcare.EventRetrievedFromCommCare))
+	require.Zero(t, f.count(t, `SELECT count(*) FROM index_cases
+		WHERE case_id IN ('closed', 'duplicate', 'stub', 'in-transfer', 'no-dob', 'own')`), "skipped")
+
+	// Idempotent: the same changes read again change nothing.
+	events := f.count(t, `SELECT count(*) FROM events`)
+	f.now = f.now.Add(time.Minute)
+	require.NoError(t, f.engine(t, func(c *Config) { c.Overlap = 30 * time.Minute }).Round(ctx))
+	require.Equal(t, events, f.count(t, `SELECT count(*) FROM events`))
+	require.Equal(t, 3, f.count(t, `SELECT count(*) FROM index_cases`))
+}
+
+func TestPaginationHighWaterMarkAndBoundary(t *testing.T) {
+	t.Parallel()
+	base := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := base
+	f := newFixture(t, commcaretest.Options{Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }})
+	for i := range 25 {
+		f.cc.PutCase(yggdrasil, patient(fmt.Sprintf("case-%02d", i), fmt.Sprintf("First%d", i), "Last", "1990-01-01", nil))
+	}
+	f.now = base.Add(time.Hour)
+	require.NoError(t, f.engine(t, nil).Round(context.Background()))
+	require.Equal(t, 25, f.count(t, `SELECT count(*) FROM index_cases`), "every page was read")
+	var lists []commcaretest.Request
+	for _, r := range f.cc.Requests() {
+		if r.Method == http.MethodGet && r.Path == "/a/"+yggdrasil+"/api/v0.5/case/" {
+			lists = append(lists, r)
+		}
+	}
+	require.Len(t, lists, 3, "pages of 10 to the end")
+	require.Equal(t, base.Add(time.Hour-48*time.Hour).Format("2006-01-02T15:04:05.000000"),
+		lists[0].Query().Get("server_date_modified_start"), "a domain without a mark is read from the first window")
+	for i, r := range lists {
+		wantOffset := ""
+		if i > 0 {
+			wantOffset = fmt.Sprint(i * 10)
+		}
+		require.Equal(t, wantOffset, r.Query().Get("offset"))
+		require.Equal(t, "true", r.Query().Get("child_cases__full"))
+		require.Equal(t, "patient", r.Query().Get("type"))
+	}
+
+	// The mark is when the round started; the next round reads from the mark less the overlap, boundary included.
+	mark := base.Add(time.Hour)
+	var highWater time.Time
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
+		`SELECT high_water FROM commcare_sync_marks WHERE domain = $1`, yggdrasil).Scan(&highWater))
+	require.True(t, mark.Equal(highWater))
+	mu.Lock()
+	clock = mark.Add(-2 * time.Minute) // exactly at the next round's start
+	mu.Unlock()
+	f.cc.PutCase(yggdrasil, patient("at-boundary", "Edge", "Case", "1990-01-01", nil))
+	f.now = mark.Add(5 * time.Minute)
+	require.NoError(t, f.engine(t, nil).Round(context.Background()))
+	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM index_cases WHERE case_id = 'at-boundary'`),
+		"a change stamped exactly at the window's start is read")
+}
+
+func TestFailingDomainKeepsItsMarkAndBlocksNoOther(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, commcaretest.Options{})
+	f.cc.PutCase(midsomer, patient("m-1", "Ada", "One", "1990-01-01", nil))
+	f.cc.PutCase(yggdrasil, patient("y-1", "Ada", "Two", "1990-01-01", nil))
+	f.cc.Fail(http.MethodGet, "/a/"+midsomer+"/api/v0.5/case/", commcaretest.Fault{Status: http.StatusForbidden,
+		Body: "Your current subscription does not have access to this feature", Times: 1})
+
+	require.NoError(t, f.engine(t, nil).Round(context.Background()))
+	s, err := Summarize(context.Background(), f.db.Pool)
+	require.NoError(t, err)
+	marks := map[string]DomainMark{}
+	for _, m := range s.Domains {
+		marks[m.Domain] = m
+	}
+	require.Nil(t, marks[midsomer].HighWater)
+	require.Contains(t, marks[midsomer].LastError, "403")
+	require.NotNil(t, marks[yggdrasil].HighWater)
+	require.Empty(t, marks[yggdrasil].LastError)
+	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM index_cases WHERE case_id = 'y-1'`))
+
+	// The next round reads the failed domain again.
+	require.NoError(t, f.engine(t, nil).Round(context.Background()))
+	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM index_cases WHERE case_id = 'm-1'`))
+}
+
+func TestTwoDaemonsNeverPollAtOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, commcaretest.Options{})
+	f.cc.PutCase(midsomer, patient("m-1", "Ada", "One", "1990-01-01", nil))
+	// The first daemon's round is held open by a slow answer from Midsomer.
+	f.cc.Fail(http.MethodGet, "/a/"+midsomer+"/api/v0.5/case/", commcaretest.Fault{Delay: time.Second, Times: 1})
+	a := f.engine(t, func(c *Config) { c.UntilIdle = false })
+	b := f.engine(t, func(c *Config) { c.UntilIdle = false })
+	done := make(chan error, 1)
+	go func() { done <- a.Round(context.Background()) }()
+	require.Eventually(t, func() bool { return len(f.cc.Requests()) > 0 }, 10*time.Second, 5*time.Millisecond)
+
+	require.NoError(t, b.Round(context.Background()), "the second daemon skips the round")
+	require.NoError(t, <-done)
+	lists := 0
+	for _, r := range f.cc.Requests() {
+		if r.Method == http.MethodGet {
+			lists++
+		}
+	}
+	require.Equal(t, 3, lists, "each participating domain was read once, by the first daemon")
+	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM events WHERE type = $1`, commcare.EventRetrievedFromCommCare))
+}
