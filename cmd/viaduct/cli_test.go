@@ -88,6 +88,7 @@ func TestCommandHelp(t *testing.T) {
 			args: []string{"run", "--help"},
 			flags: append(append([][2]string{}, common...),
 				[2]string{"http-addr", "VIADUCT_HTTP_ADDR"},
+				[2]string{"riverui-password", "VIADUCT_RIVERUI_PASSWORD"},
 				[2]string{"shutdown-grace", "VIADUCT_SHUTDOWN_GRACE"},
 				[2]string{"until-idle", "VIADUCT_UNTIL_IDLE"},
 				[2]string{"migrate", "VIADUCT_MIGRATE"},

@@ -32,11 +32,12 @@ type config struct {
 	LogLevel    string
 	LogFormat   string
 
-	HTTPAddr      string
-	ShutdownGrace time.Duration
-	UntilIdle     bool
-	Migrate       bool
-	Engines       [6]bool // Engines[n] enables engine n; index 0 is unused
+	HTTPAddr        string
+	RiverUIPassword string // secret: never logged
+	ShutdownGrace   time.Duration
+	UntilIdle       bool
+	Migrate         bool
+	Engines         [6]bool // Engines[n] enables engine n; index 0 is unused
 
 	SQSQueueURL       string
 	S3PathStyle       string // "auto", "true" or "false"
@@ -268,6 +269,8 @@ func (c *config) e4Config() e4.Config {
 
 func addRun(s *optionSet, c *config) {
 	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /healthz, /readyz and /metrics; empty disables.")
+	s.String(&c.RiverUIPassword, "riverui-password", "VIADUCT_RIVERUI_PASSWORD", "",
+		"Password for River UI at /riverui/ (HTTP basic auth, any user); without one River UI is read-only.")
 	s.Duration(&c.ShutdownGrace, "shutdown-grace", "VIADUCT_SHUTDOWN_GRACE", 30*time.Second,
 		"After SIGINT/SIGTERM, how long engines may take to finish or roll back their work.")
 	s.Bool(&c.UntilIdle, "until-idle", "VIADUCT_UNTIL_IDLE", false,

@@ -238,7 +238,7 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 			<-backgroundDone
 			return fmt.Errorf("listening on %s (--http-addr): %w", c.HTTPAddr, err)
 		}
-		ui, err := newRiverUI(backgroundCtx, jobs, riverLogger)
+		ui, err := newRiverUI(backgroundCtx, jobs, riverLogger, c.RiverUIPassword)
 		if err != nil {
 			cancelEngines()
 			_ = g.Wait()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -58,8 +59,9 @@ func newOpsHandler(pool *pgxpool.Pool, reg *prometheus.Registry, ui http.Handler
 const riverUIPrefix = "/riverui"
 
 // newRiverUI returns River UI for the jobs in client's database, served under riverUIPrefix; its background work
-// stops with ctx.
-func newRiverUI(ctx context.Context, client *river.Client[pgx.Tx], logger *slog.Logger) (http.Handler, error) {
+// stops with ctx. Without a password it is read-only: the ops address is often reachable by monitoring, and River
+// UI can cancel, retry and delete jobs. With one, every request needs it (HTTP basic auth, any user name).
+func newRiverUI(ctx context.Context, client *river.Client[pgx.Tx], logger *slog.Logger, password string) (http.Handler, error) {
 	h, err := riverui.NewHandler(&riverui.HandlerOpts{
 		Endpoints: riverui.NewEndpoints(client, nil),
 		Logger:    logger,
@@ -71,5 +73,18 @@ func newRiverUI(ctx context.Context, client *river.Client[pgx.Tx], logger *slog.
 	if err := h.Start(ctx); err != nil {
 		return nil, fmt.Errorf("starting River UI: %w", err)
 	}
-	return h, nil
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if password == "" {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				http.Error(w, "River UI is read-only: set --riverui-password (VIADUCT_RIVERUI_PASSWORD) to act on jobs",
+					http.StatusForbidden)
+				return
+			}
+		} else if _, given, ok := r.BasicAuth(); !ok || subtle.ConstantTimeCompare([]byte(given), []byte(password)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="viaduct River UI", charset="UTF-8"`)
+			http.Error(w, "River UI needs the password set with --riverui-password", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}), nil
 }

@@ -18,10 +18,12 @@
 // again. Posting can be switched off for a dry run.
 //
 // Each attempt ends one way: completed; snoozed after a 429, for as long as Retry-After asks, without spending an
-// attempt; cancelled when CommCare's answer can never change (a 4xx other than 401, 403, 408, 409, 425 and 429, a
-// form CommCare rejects, a transfer cycle) with the reason recorded; or failed and retried by RetryPolicy, up to
+// attempt; cancelled when CommCare's answer can never change (a 4xx other than 401, 403, 408, 409, 425 and 429 —
+// and 404 on a lookup, which means the case is to be created —, a form CommCare rejects, a transfer cycle) with the
+// reason recorded; or failed and retried by RetryPolicy, up to
 // commcare.CaseLoaderMaxAttempts attempts over about a week. A case that changes while it is being posted is
-// posted again at once, since Engine 3 would take the post for the hand-off of that change.
+// posted again at once, since Engine 3 would take the post for the hand-off of that change; for a transferred case
+// that holds for both the source and the destination.
 //
 // # Writes
 //
@@ -29,6 +31,6 @@
 // skipped as unchanged or switched off), send_to_commcare_failed, send_to_commcare_discarded; on a transferred
 // case, send_to_commcare_rerouted, and updated_from_commcare when CommCare's values changed the local case.
 // commcare_posts, the fingerprint of the last successful post per case and domain, in the transaction that
-// records the success and completes the job. For transfers, the destination index case and copies of the
+// records the success and completes the job (or, when the case changed meanwhile, snoozes it to run again). For transfers, the destination index case and copies of the
 // source's lab results.
 package e4

@@ -37,8 +37,8 @@ type Config struct {
 	Retry RetryPolicy
 	// PollInterval is how often an idle daemon looks for jobs besides River's notifications. Defaults to 1 second.
 	PollInterval time.Duration
-	// StopTimeout is how long Run waits, once asked to stop, for the posts in flight before it cancels them.
-	// Defaults to 10 seconds.
+	// StopTimeout is how long Run waits, once asked to stop, for the posts in flight before it cancels them; it
+	// then waits a quarter of it more (at most 5 s) for them to end. Defaults to 10 seconds.
 	StopTimeout time.Duration
 	// UntilIdle makes Run return once no job is waiting, running, or due to retry within IdleHorizon.
 	UntilIdle bool
@@ -220,7 +220,9 @@ func (e *Engine) stop(ctx context.Context) error {
 		return nil
 	}
 	e.logger.Warn("posts in flight did not finish in time; cancelling them", zap.Duration("stop_timeout", e.config.StopTimeout))
-	hardCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	// A quarter of the stop timeout more (at most 5 s) for the cancelled jobs to record themselves, so the whole
+	// stop fits in the daemon's grace period, of which StopTimeout is three quarters.
+	hardCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(max(e.config.StopTimeout/4, 100*time.Millisecond), 5*time.Second))
 	defer cancel()
 	if err := e.client.StopAndCancel(hardCtx); err != nil {
 		return fmt.Errorf("stopping the River client: %w", err)

@@ -145,7 +145,9 @@ func TestEngineDeliversEveryCaseExactlyOnceDespiteFaults(t *testing.T) {
 			require.Len(t, children(full), labsPerCase[c.CaseID], "case %s has all its lab results", c.CaseID)
 		}
 	}
-	require.Equal(t, cases, arrived, "every case arrived once")
+	require.Equal(t, cases, arrived, "every case arrived")
+	posted := f.cc.Submissions(midsomer) + f.cc.Submissions(yggdrasil)
+	require.Equal(t, cases, posted, "and was posted once: a failed request changed nothing in CommCare")
 	var succeeded int
 	require.NoError(t, f.db.Pool.QueryRow(context.Background(), `SELECT count(DISTINCT j.index_case_id)
 		  FROM index_case_events j JOIN events e ON e.id = j.event_id WHERE e.type = $1`,

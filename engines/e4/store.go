@@ -24,6 +24,9 @@ type indexCase struct {
 	data       map[string]any
 	closed     bool
 	insertedAt time.Time
+	// seen is the id of the case's newest change event when the row was read, in the same statement: a newer
+	// change after the post means CommCare did not get it.
+	seen int64
 }
 
 // labResult is the part of a lab_results row Engine 4 posts.
@@ -34,11 +37,15 @@ type labResult struct {
 	insertedAt time.Time
 }
 
-const indexCaseColumns = `id, person_id, county_id, case_id, data, closed, inserted_at`
+// indexCaseColumns reads an index case aliased ic with its newest change event id; $1 is
+// commcare.ChangeEventTypes.
+const indexCaseColumns = `ic.id, ic.person_id, ic.county_id, ic.case_id, ic.data, ic.closed, ic.inserted_at,
+	(SELECT coalesce(max(e.id), 0) FROM index_case_events j JOIN events e ON e.id = j.event_id
+	  WHERE j.index_case_id = ic.id AND e.type = ANY($1))`
 
 func scanIndexCase(row pgx.Row) (*indexCase, error) {
 	var ic indexCase
-	if err := row.Scan(&ic.id, &ic.personID, &ic.countyID, &ic.caseID, &ic.data, &ic.closed, &ic.insertedAt); err != nil {
+	if err := row.Scan(&ic.id, &ic.personID, &ic.countyID, &ic.caseID, &ic.data, &ic.closed, &ic.insertedAt, &ic.seen); err != nil {
 		return nil, err
 	}
 	return &ic, nil
@@ -46,7 +53,8 @@ func scanIndexCase(row pgx.Row) (*indexCase, error) {
 
 // loadIndexCase reads the index case with CommCare case id caseID; errCaseMissing when there is none.
 func loadIndexCase(ctx context.Context, db commcare.DBTX, caseID string) (*indexCase, error) {
-	ic, err := scanIndexCase(db.QueryRow(ctx, `SELECT `+indexCaseColumns+` FROM index_cases WHERE case_id = $1`, caseID))
+	ic, err := scanIndexCase(db.QueryRow(ctx, `SELECT `+indexCaseColumns+` FROM index_cases ic WHERE case_id = $2`,
+		commcare.ChangeEventTypes, caseID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("index case %s: %w", caseID, errCaseMissing)
 	}
@@ -56,17 +64,18 @@ func loadIndexCase(ctx context.Context, db commcare.DBTX, caseID string) (*index
 	return ic, nil
 }
 
-// lockIndexCase takes the person's lock, then the index case's row lock, in the order every writer takes them,
-// and reads the case as it now stands.
-func lockIndexCase(ctx context.Context, tx pgx.Tx, id int64) (*indexCase, error) {
+// lockIndexCase takes the locks of the case's person and of the other people given, then the index case's row
+// lock, in the order every writer takes them, and reads the case as it now stands.
+func lockIndexCase(ctx context.Context, tx pgx.Tx, id int64, people ...int64) (*indexCase, error) {
 	var personID int64
 	if err := tx.QueryRow(ctx, `SELECT person_id FROM index_cases WHERE id = $1`, id).Scan(&personID); err != nil {
 		return nil, fmt.Errorf("reading index case %d: %w", id, err)
 	}
-	if err := commcare.LockPeople(ctx, tx, []int64{personID}); err != nil {
+	if err := commcare.LockPeople(ctx, tx, append(people, personID)); err != nil {
 		return nil, err
 	}
-	ic, err := scanIndexCase(tx.QueryRow(ctx, `SELECT `+indexCaseColumns+` FROM index_cases WHERE id = $1 FOR UPDATE`, id))
+	ic, err := scanIndexCase(tx.QueryRow(ctx, `SELECT `+indexCaseColumns+` FROM index_cases ic WHERE id = $2 FOR UPDATE`,
+		commcare.ChangeEventTypes, id))
 	if err != nil {
 		return nil, fmt.Errorf("locking index case %d: %w", id, err)
 	}

@@ -17,7 +17,7 @@ import (
 // results it lacks; the source records that its update was rerouted; then the destination is posted like any
 // update.
 func (w *worker) transfer(ctx context.Context, job *river.Job[commcare.CaseLoaderArgs], log *zap.Logger,
-	counties *commcare.CountyList, source *indexCase, ch chain, seen int64) (outcome, error) {
+	counties *commcare.CountyList, source *indexCase, ch chain) (outcome, error) {
 	final := ch.end()
 	county, ok := counties.ByDomain(final.domain)
 	if !ok {
@@ -34,9 +34,6 @@ func (w *worker) transfer(ctx context.Context, job *river.Job[commcare.CaseLoade
 		return outcomeFailed, fmt.Errorf("beginning a transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	if err := commcare.LockPeople(ctx, tx, []int64{source.personID}); err != nil {
-		return outcomeFailed, err
-	}
 	dest, created, err := findOrCreateDestination(ctx, tx, source, final.c, fips)
 	if err != nil {
 		return outcomeFailed, err
@@ -63,31 +60,37 @@ func (w *worker) transfer(ctx context.Context, job *river.Job[commcare.CaseLoade
 	log.Info("the case was transferred in CommCare; sending the update to the destination case",
 		zap.String("destination_case_id", dest.caseID), zap.Bool("destination_created", created),
 		zap.Int("lab_results_copied", copied))
-	return w.post(ctx, job, log, source, dest, county, actionUpdate, seen)
+	return w.post(ctx, job, log, source, dest, county, actionUpdate)
 }
 
-// findOrCreateDestination returns the local index case for CommCare's destination case c, creating it in county
-// fips for the source's person, with c's properties filled in from the source's data, when there is none.
+// findOrCreateDestination returns the local index case for CommCare's destination case c, locked with its
+// person's lock and the source person's, creating it in county fips for the source's person, with c's properties
+// filled in from the source's data, when there is none. The destination may belong to another person, e.g. when
+// Engine 5 imported it first.
 func findOrCreateDestination(ctx context.Context, tx pgx.Tx, source *indexCase, c *commcare.Case, fips int64) (*indexCase, bool, error) {
-	ic, err := scanIndexCase(tx.QueryRow(ctx, `SELECT `+indexCaseColumns+` FROM index_cases WHERE case_id = $1 FOR UPDATE`,
-		c.CaseID))
+	var id int64
+	err := tx.QueryRow(ctx, `SELECT id FROM index_cases WHERE case_id = $1`, c.CaseID).Scan(&id)
 	if err == nil {
-		return ic, false, nil
+		ic, err := lockIndexCase(ctx, tx, id, source.personID)
+		return ic, false, err
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, fmt.Errorf("reading the destination case %s: %w", c.CaseID, err)
 	}
-	ic, err = scanIndexCase(tx.QueryRow(ctx, `INSERT INTO index_cases (person_id, county_id, case_id, data)
-		VALUES ($1, $2, $3, $4) RETURNING `+indexCaseColumns,
-		source.personID, fips, c.CaseID, commcare.MergeEmptyFields(c.Data(), source.data)))
+	if err := commcare.LockPeople(ctx, tx, []int64{source.personID}); err != nil {
+		return nil, false, err
+	}
+	err = tx.QueryRow(ctx, `INSERT INTO index_cases (person_id, county_id, case_id, data) VALUES ($1, $2, $3, $4)
+		RETURNING id`, source.personID, fips, c.CaseID, commcare.MergeEmptyFields(c.Data(), source.data)).Scan(&id)
 	if err != nil {
 		return nil, false, fmt.Errorf("creating the destination case %s: %w", c.CaseID, err)
 	}
-	if _, err := commcare.RecordEvent(ctx, tx, ic.id, commcare.EventIndexCaseCreated,
+	if _, err := commcare.RecordEvent(ctx, tx, id, commcare.EventIndexCaseCreated,
 		map[string]any{"transferred_from_case_id": source.caseID}, ""); err != nil {
 		return nil, false, err
 	}
-	return ic, true, nil
+	ic, err := lockIndexCase(ctx, tx, id)
+	return ic, true, err
 }
 
 // copyLabResults gives the destination case each of the source's lab results it lacks, by accession number, with

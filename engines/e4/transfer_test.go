@@ -176,13 +176,14 @@ func TestTransferChains(t *testing.T) {
 			want: river.EventKindJobFailed, error: `no county found with FIPS code "4242"`,
 		},
 		{
-			name: "ServerErrorOnTheDestination",
+			name: "BadRequestOnTheDestination",
 			seed: func(t *testing.T, f *fixture) {
 				f.cc.PutCase(midsomer, transferred("9999"))
 				f.cc.Fail(http.MethodGet, "/a/"+yggdrasil+"/api/v0.5/case/", commcaretest.Fault{Status: http.StatusBadRequest,
 					Body: "Error!"})
 			},
-			want: river.EventKindJobFailed, error: "Error!",
+			want: river.EventKindJobCancelled, error: "400 Bad Request",
+			sourceEvents: []string{commcare.EventSendToCommCareDiscarded},
 		},
 	}
 	for _, tt := range tests {

@@ -21,6 +21,9 @@ const (
 	maxSnooze = time.Hour
 )
 
+// recordTimeout bounds recording an outcome once the job's own context has ended.
+const recordTimeout = 10 * time.Second
+
 // dryRunResponse is recorded as the response of a post that was not made, as the original recorded it.
 const dryRunResponse = "Sending to CommCare is not enabled"
 
@@ -104,29 +107,25 @@ func (w *worker) work(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 	if err != nil {
 		return outcomeFailed, err
 	}
-	seen, err := lastChange(ctx, w.db, source.id)
-	if err != nil {
-		return outcomeFailed, err
-	}
 
 	ch := w.followTransfers(ctx, counties, identifier{caseID: source.caseID, domain: county.Domain})
 	end := ch.end()
 	switch {
 	case end.kind == linkNotFound && !ch.transferred():
-		return w.post(ctx, job, log, source, source, county, actionCreate, seen)
+		return w.post(ctx, job, log, source, source, county, actionCreate)
 	case end.kind == linkFound && !ch.transferred():
 		target, err := w.mergeFromCommCare(ctx, source.id, end.c, log)
 		if err != nil {
 			return outcomeFailed, err
 		}
-		return w.post(ctx, job, log, source, target, county, actionUpdate, seen)
+		return w.post(ctx, job, log, source, target, county, actionUpdate)
 	case end.kind == linkNotFound:
 		err := fmt.Errorf("CommCare case %s in %s was transferred but the target case was not found in %s",
 			source.caseID, county.Domain, end.domain)
 		log.Warn("transfer target not found; retrying later", zap.Error(err))
 		return outcomeFailed, err
 	case end.kind == linkFound:
-		return w.transfer(ctx, job, log, counties, source, ch, seen)
+		return w.transfer(ctx, job, log, counties, source, ch)
 	case end.kind == linkCycle:
 		log.Error("case transfer cycle detected; cancelling the job", zap.Error(end.err))
 		if _, err := commcare.RecordEvent(ctx, w.db, source.id, commcare.EventSendToCommCareDiscarded,
@@ -138,6 +137,14 @@ func (w *worker) work(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 		d := snooze(end.err)
 		log.Debug("CommCare is rate limiting; snoozing the job", zap.Duration("snooze", d))
 		return outcomeSnoozed, river.JobSnooze(d)
+	case commcare.IsPermanent(end.err):
+		// A 4xx other than 404 (not found: created above), 401, 403 and the like: asking again gets the same answer.
+		log.Error("CommCare rejected a lookup for good; cancelling the job", zap.Error(end.err))
+		if _, err := commcare.RecordEvent(ctx, w.db, source.id, commcare.EventSendToCommCareDiscarded,
+			map[string]any{"reason": end.err.Error(), "domain": end.domain}, ""); err != nil {
+			return outcomeFailed, err
+		}
+		return outcomeCancelled, river.JobCancel(end.err)
 	default:
 		log.Warn("following the case's transfer chain failed; retrying later", zap.Error(end.err))
 		return outcomeFailed, end.err
@@ -158,9 +165,14 @@ const (
 )
 
 // post sends target, with its lab results, to county's domain, and records the outcome on target. job's case is
-// source (target itself, or the case it was transferred from), whose newest change was seen when the job began.
+// source (target itself, or the case it was transferred from), as read when the job began. target is read again
+// first, with its newest change, so what is posted is at least as new as that change.
 func (w *worker) post(ctx context.Context, job *river.Job[commcare.CaseLoaderArgs], log *zap.Logger,
-	source, target *indexCase, county commcare.County, act action, seen int64) (outcome, error) {
+	source, target *indexCase, county commcare.County, act action) (outcome, error) {
+	target, err := loadIndexCase(ctx, w.db, target.caseID)
+	if err != nil {
+		return outcomeFailed, err
+	}
 	labs, err := loadLabResults(ctx, w.db, target.id)
 	if err != nil {
 		return outcomeFailed, err
@@ -183,12 +195,14 @@ func (w *worker) post(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 	if err != nil {
 		return outcomeFailed, err
 	}
-	if posted && last == p.fingerprint {
+	// Only an update can be skipped: a case CommCare lacks is created whatever was posted before (CommCare may
+	// have lost it, e.g. when its form was archived).
+	if posted && last == p.fingerprint && act == actionUpdate {
 		data := eventData(act, county, now)
 		data["skipped"] = fmt.Sprintf("unchanged since the last successful post to %s at %s", county.Domain,
 			lastAt.UTC().Format(time.RFC3339))
 		log.Debug("the case is unchanged since its last post; not posting it again")
-		return w.finish(ctx, job, source, target, county, seen, data, "", nil, outcomeUnchanged)
+		return w.finish(ctx, job, source, target, county, data, "", nil, outcomeUnchanged)
 	}
 
 	xml, err := p.form.XML()
@@ -200,7 +214,7 @@ func (w *worker) post(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 		data["response"] = dryRunResponse
 		data["status"] = 900
 		log.Debug("posting is switched off; recorded the case as sent without posting it")
-		return w.finish(ctx, job, source, target, county, seen, data, string(xml), nil, outcomeDryRun)
+		return w.finish(ctx, job, source, target, county, data, string(xml), nil, outcomeDryRun)
 	}
 
 	res, err := w.commcare.SubmitForm(ctx, county.Domain, xml)
@@ -210,7 +224,7 @@ func (w *worker) post(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 	data := eventData(act, county, now)
 	data["response"] = res.Body
 	log.Debug("case sent to CommCare")
-	return w.finish(ctx, job, source, target, county, seen, data, string(xml), &p.fingerprint, outcomePosted)
+	return w.finish(ctx, job, source, target, county, data, string(xml), &p.fingerprint, outcomePosted)
 }
 
 // eventData is what every post event records.
@@ -219,23 +233,34 @@ func eventData(act action, county commcare.County, now time.Time) map[string]any
 }
 
 // finish records the post of target as succeeded and, with fp, as the payload now in CommCare, and completes the
-// job in the same transaction. It holds the person's lock, as every writer of a person's cases does, so that a
-// change to source committed before it is seen below and one committed after it gets a later event id. If source
-// changed after the job read it, the job is run again at once instead of completed: Engine 3 would not requeue a
-// case whose newest hand-off is this one, and the change must reach CommCare.
+// job in the same transaction. It holds the people's locks, as every writer of a person's cases does, so that a
+// change committed before it is seen below and one committed after it gets a later event id. If target, or source
+// on a transfer, changed after it was read, the job is run again at once instead of completed: Engine 3 would not
+// requeue a case whose newest hand-off is this one, and the change must reach CommCare. The outcome is recorded
+// even when ctx has just ended (the job timed out or the daemon is stopping): the post went through, and
+// forgetting it would post it again.
 func (w *worker) finish(ctx context.Context, job *river.Job[commcare.CaseLoaderArgs], source, target *indexCase,
-	county commcare.County, seen int64, data map[string]any, stash string, fp *[32]byte, out outcome) (outcome, error) {
+	county commcare.County, data map[string]any, stash string, fp *[32]byte, out outcome) (outcome, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
 	tx, err := w.db.Begin(ctx)
 	if err != nil {
 		return outcomeFailed, fmt.Errorf("beginning a transaction: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	if err := commcare.LockPeople(ctx, tx, []int64{source.personID}); err != nil {
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if err := commcare.LockPeople(ctx, tx, []int64{source.personID, target.personID}); err != nil {
 		return outcomeFailed, err
 	}
-	changed, err := lastChange(ctx, tx, source.id)
-	if err != nil {
-		return outcomeFailed, err
+	again := false
+	for _, ic := range []*indexCase{target, source} {
+		changed, err := lastChange(ctx, tx, ic.id)
+		if err != nil {
+			return outcomeFailed, err
+		}
+		again = again || changed > ic.seen
+		if source.id == target.id {
+			break // read once, in post, fresher than at the job's start
+		}
 	}
 	if _, err := commcare.RecordEvent(ctx, tx, target.id, commcare.EventSendToCommCareSucceeded, data, stash); err != nil {
 		return outcomeFailed, err
@@ -245,7 +270,6 @@ func (w *worker) finish(ctx context.Context, job *river.Job[commcare.CaseLoaderA
 			return outcomeFailed, err
 		}
 	}
-	again := changed > seen
 	if !again {
 		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
 			return outcomeFailed, fmt.Errorf("completing the job: %w", err)
@@ -289,7 +313,7 @@ func (w *worker) failed(ctx context.Context, log *zap.Logger, target *indexCase,
 		log.Warn("posting the case failed; retrying later", zap.Error(postErr))
 	}
 	// Recorded even when ctx is done (a timeout): the attempt happened.
-	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	if _, err := commcare.RecordEvent(recordCtx, w.db, target.id, typ, data, stash); err != nil {
 		return outcomeFailed, errors.Join(postErr, err)

@@ -195,7 +195,8 @@ func TestPermanentRejectionCancels(t *testing.T) {
 			require.Equal(t, rivertype.JobStateCancelled, res.Job.State)
 			evs := f.events(t, id, commcare.EventSendToCommCareDiscarded)
 			require.Len(t, evs, 1)
-			require.Contains(t, evs[0].data["reason"], tt.fault.Body[:min(len(tt.fault.Body), 10)])
+			require.Equal(t, tt.fault.Body, evs[0].data["response"], "CommCare's answer is kept in the event")
+			require.NotEmpty(t, evs[0].data["reason"])
 		})
 	}
 }
@@ -258,4 +259,43 @@ func TestChangeWhilePostingRunsTheJobAgain(t *testing.T) {
 	require.Equal(t, river.EventKindJobCompleted, f.work(t, "case-1", 1111, testConfig(), nil).EventKind)
 	got, _ := f.cc.Case(midsomer, "case-1")
 	require.Len(t, children(got), 2, "the second run sent the new lab result")
+}
+
+func TestCaseCommCareLostIsCreatedAgain(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, commcaretest.Options{})
+	id := f.addCase(t, "case-1", 1111, map[string]any{"full_name": "Ada"}, lab{"acc-1", map[string]any{}})
+	require.Equal(t, river.EventKindJobCompleted, f.work(t, "case-1", 1111, testConfig(), nil).EventKind)
+
+	// Another CommCare without the case (as when its form was archived): the unchanged case is created again.
+	other := commcaretest.StartTest(t, commcaretest.Options{Counties: commcaretest.TestCounties()})
+	client, err := commcare.NewClient(other.ClientConfig())
+	require.NoError(t, err)
+	require.Equal(t, river.EventKindJobCompleted, f.work(t, "case-1", 1111, testConfig(), client).EventKind)
+	_, ok := other.Case(midsomer, "case-1")
+	require.True(t, ok)
+	evs := f.events(t, id, commcare.EventSendToCommCareSucceeded)
+	require.Equal(t, "create", evs[1].data["action"])
+	require.NotContains(t, evs[1].data, "skipped")
+}
+
+func TestChangeToTransferDestinationWhilePostingRunsTheJobAgain(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, commcaretest.Options{})
+	f.addCase(t, "source-1", 1111, map[string]any{"full_name": "Ada"}, lab{"acc-1", map[string]any{}})
+	dest := f.addCase(t, "dest-1", 9999, map[string]any{"transfer_source_case_id": "source-1"})
+	f.cc.PutCase(midsomer, transferred("9999"))
+	f.cc.PutCase(yggdrasil, arrived("dest-1", nil))
+	var changed bool
+	cc := changingCommCare{CommCare: f.client, change: func() {
+		if !changed {
+			changed = true
+			// Only the event: the test worker's transaction holds the destination's row lock until it commits.
+			_, err := commcare.RecordEvent(context.Background(), f.db.Pool, dest, commcare.EventIndexCaseUpdated, nil, "")
+			require.NoError(t, err)
+		}
+	}}
+	res := f.work(t, "source-1", 1111, testConfig(), cc)
+	require.Equal(t, river.EventKindJobSnoozed, res.EventKind, "the destination changed during the post: sent again")
+	require.Len(t, f.events(t, dest, commcare.EventSendToCommCareSucceeded), 1)
 }

@@ -529,7 +529,10 @@ func (e *HTTPError) Error() string {
 		status += " without submit_success"
 	}
 	msg := fmt.Sprintf("commcare: %s %s: %s", e.Method, e.URL, strings.TrimSpace(status))
-	if body := strings.TrimSpace(e.Body); body != "" {
+	// Only server errors' bodies, CommCare's generic error pages, go into the message, which ends up in logs and
+	// River's job errors. A 4xx or a rejected form may quote the case it was sent, patient data included; its body
+	// stays in the Body field, which Engine 4 records in the case's event.
+	if body := strings.TrimSpace(e.Body); body != "" && (e.StatusCode >= 500 || e.StatusCode == http.StatusTooManyRequests) {
 		msg += fmt.Sprintf(": %q", body)
 	}
 	return msg

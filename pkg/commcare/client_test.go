@@ -190,8 +190,7 @@ func TestClientCountyList(t *testing.T) {
 		require.Contains(t, httpErr.Body, `"error"`)
 		require.False(t, httpErr.RateLimited())
 		require.NotErrorIs(t, err, commcare.ErrRateLimited)
-		require.True(t, strings.HasPrefix(err.Error(),
-			"commcare: GET "+httpErr.URL+`: 401 Unauthorized: "{\"error\":`), err.Error())
+		require.Equal(t, "commcare: GET "+httpErr.URL+": 401 Unauthorized", err.Error())
 		require.NotContains(t, err.Error(), "wr0ng-key")
 	})
 
@@ -302,12 +301,15 @@ func TestClientCountyList(t *testing.T) {
 func TestHTTPError(t *testing.T) {
 	t.Parallel()
 	err := error(&commcare.HTTPError{Method: "POST", URL: "https://hq.example/a/d/receiver/", StatusCode: 202, Body: " queued \n"})
-	require.Equal(t, `commcare: POST https://hq.example/a/d/receiver/: 202 Accepted: "queued"`, err.Error())
+	require.Equal(t, `commcare: POST https://hq.example/a/d/receiver/: 202 Accepted`, err.Error(),
+		"bodies of answers other than server errors may quote patient data: they stay out of the message")
+	err = &commcare.HTTPError{Method: "POST", URL: "u", StatusCode: 502, Body: "502 Bad Gateway"}
+	require.Equal(t, `commcare: POST u: 502 Bad Gateway: "502 Bad Gateway"`, err.Error())
 	require.False(t, errors.Is(err, commcare.ErrRateLimited))
 	err = &commcare.HTTPError{Method: "GET", URL: "u", StatusCode: 599}
 	require.Equal(t, "commcare: GET u: 599", err.Error())
 	err = &commcare.HTTPError{Method: "POST", URL: "u", StatusCode: 201, Body: "submit_error"}
-	require.Equal(t, `commcare: POST u: 201 Created without submit_success: "submit_error"`, err.Error())
+	require.Equal(t, `commcare: POST u: 201 Created without submit_success`, err.Error())
 
 	wrapped := fmt.Errorf("job: %w", &commcare.HTTPError{StatusCode: 404})
 	require.ErrorIs(t, wrapped, commcare.ErrNotFound)
@@ -728,7 +730,7 @@ func TestClientTimeout(t *testing.T) {
 	t.Run("GETRetried", func(t *testing.T) {
 		t.Parallel()
 		client, server := startHQ(t, commcare.ClientConfig{
-			Timeout: 100 * time.Millisecond, GetRetryFor: 500 * time.Millisecond,
+			Timeout: 100 * time.Millisecond, GetRetryFor: 5 * time.Second,
 		}, func(w http.ResponseWriter, r *http.Request, n int) {
 			if n == 1 {
 				hang(r)
@@ -979,7 +981,10 @@ func TestClientSubmitForm(t *testing.T) {
 	}{
 		{name: "SubmitError", status: http.StatusCreated, body: submitError, permanent: true, check: func(t *testing.T, err error) {
 			require.ErrorContains(t, err, "201 Created without submit_success")
-			require.ErrorContains(t, err, "InvalidCaseIndex")
+			var httpErr *commcare.HTTPError
+			require.ErrorAs(t, err, &httpErr)
+			require.Contains(t, httpErr.Body, "InvalidCaseIndex")
+			require.NotContains(t, err.Error(), "InvalidCaseIndex", "the body stays out of the message")
 		}},
 		{name: "Accepted", status: http.StatusAccepted, body: submitSuccess},
 		{name: "OK", status: http.StatusOK, body: "submit_success"},
