@@ -123,6 +123,12 @@ func TestCommandHelp(t *testing.T) {
 				[2]string{"e4-job-timeout", "VIADUCT_E4_JOB_TIMEOUT"},
 				[2]string{"e4-retry-base", "VIADUCT_E4_RETRY_BASE"},
 				[2]string{"e4-retry-cap", "VIADUCT_E4_RETRY_CAP"},
+				[2]string{"e5-interval", "VIADUCT_E5_INTERVAL"},
+				[2]string{"e5-overlap", "VIADUCT_E5_OVERLAP"},
+				[2]string{"e5-first-window", "VIADUCT_E5_FIRST_WINDOW"},
+				[2]string{"e5-page-size", "VIADUCT_E5_PAGE_SIZE"},
+				[2]string{"e5-domains", "VIADUCT_E5_DOMAINS"},
+				[2]string{"commcare-own-user-ids", "VIADUCT_COMMCARE_OWN_USER_IDS"},
 			),
 		},
 		{
@@ -207,7 +213,12 @@ func TestRunConfiguration(t *testing.T) {
 				"e4: retry base 2h0m0s must be positive and no longer than the retry cap 1h0m0s"},
 			wantNotIn: []string{"not part of this build"},
 		},
-		{name: "E5NotInThisBuild", args: []string{"run", "--e5"}, want: []string{"Engine 5 is not part of this build"}},
+		{
+			name: "E5NeedsCommCare",
+			args: []string{"run", "--e5", "--e5-page-size", "9000"},
+			want: []string{"--e5 needs the county list", "--e5 needs CommCare: --commcare-url",
+				"e5: page size 9000 is outside 1 to 5,000"},
+		},
 		{
 			name: "E1NeedsQueueURL",
 			args: []string{"run", "--e1"},

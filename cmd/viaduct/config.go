@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e2"
 	"github.com/viaduct-nys/viaduct/engines/e3"
 	"github.com/viaduct-nys/viaduct/engines/e4"
+	"github.com/viaduct-nys/viaduct/engines/e5"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
 
@@ -69,6 +71,13 @@ type config struct {
 	E4JobTimeout  time.Duration
 	E4RetryBase   time.Duration
 	E4RetryCap    time.Duration
+
+	E5Interval    time.Duration
+	E5Overlap     time.Duration
+	E5FirstWindow time.Duration
+	E5PageSize    int
+	E5Domains     int
+	OwnUserIDs    string
 }
 
 func addDatabase(s *optionSet, c *config) {
@@ -167,10 +176,10 @@ func addCommCare(s *optionSet, c *config) {
 }
 
 // needsCounties reports whether an enabled engine routes by county.
-func (c *config) needsCounties() bool { return c.Engines[2] || c.Engines[4] }
+func (c *config) needsCounties() bool { return c.Engines[2] || c.Engines[4] || c.Engines[5] }
 
 // needsCommCare reports whether an enabled engine talks to CommCare itself, not only for the county list.
-func (c *config) needsCommCare() bool { return c.Engines[4] }
+func (c *config) needsCommCare() bool { return c.Engines[4] || c.Engines[5] }
 
 // commCareClient is the CommCare API client for the configured instance.
 func (c *config) commCareClient() (*commcare.Client, error) {
@@ -267,6 +276,31 @@ func (c *config) e4Config() e4.Config {
 	}
 }
 
+func addE5(s *optionSet, c *config) {
+	s.Duration(&c.E5Interval, "e5-interval", "VIADUCT_E5_INTERVAL", 5*time.Minute,
+		"Time between the starts of two Engine 5 rounds over every participating CommCare domain.")
+	s.Duration(&c.E5Overlap, "e5-overlap", "VIADUCT_E5_OVERLAP", 2*time.Minute,
+		"How far before a domain's high-water mark the next round reads, against clock skew; reading twice is harmless.")
+	s.Duration(&c.E5FirstWindow, "e5-first-window", "VIADUCT_E5_FIRST_WINDOW", 48*time.Hour,
+		"How far back the first round reads a domain that has no mark yet.")
+	s.Int(&c.E5PageSize, "e5-page-size", "VIADUCT_E5_PAGE_SIZE", 100, "Cases per CommCare case-list request.")
+	s.Int(&c.E5Domains, "e5-domains", "VIADUCT_E5_DOMAINS", 4, "CommCare domains Engine 5 reads at once.")
+	s.String(&c.OwnUserIDs, "commcare-own-user-ids", "VIADUCT_COMMCARE_OWN_USER_IDS", "",
+		"Further CommCare user ids (comma-separated) whose changes are Viaduct's own, besides --commcare-user-id.")
+	s.check(func() error { return c.e5Config().Validate() })
+}
+
+func (c *config) e5Config() e5.Config {
+	var own []string
+	for _, id := range append(strings.Split(c.OwnUserIDs, ","), c.CommCareUserID) {
+		if id = strings.TrimSpace(id); id != "" {
+			own = append(own, id)
+		}
+	}
+	return e5.Config{Interval: c.E5Interval, Overlap: c.E5Overlap, FirstWindow: c.E5FirstWindow, PageSize: c.E5PageSize,
+		Domains: c.E5Domains, OwnUserIDs: own, UntilIdle: c.UntilIdle}
+}
+
 func addRun(s *optionSet, c *config) {
 	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /healthz, /readyz and /metrics; empty disables.")
 	s.String(&c.RiverUIPassword, "riverui-password", "VIADUCT_RIVERUI_PASSWORD", "",
@@ -293,7 +327,7 @@ var engineHelp = [6]string{1: "Enable Engine 1, the ECLRS extractor (SQS → S3 
 	4: "Enable Engine 4, the CommCare case loader.", 5: "Enable Engine 5, the CommCare extractor."}
 
 // implementedEngines are the engines this build has. Enabling another fails at start instead of running a stub.
-var implementedEngines = [6]bool{1: true, 2: true, 3: true, 4: true}
+var implementedEngines = [6]bool{1: true, 2: true, 3: true, 4: true, 5: true}
 
 // validateEngines reports every problem with the set of enabled engines at once.
 func (c *config) validateEngines() error {
@@ -315,21 +349,31 @@ func (c *config) validateEngines() error {
 		errs = append(errs, errors.New("--e1 needs --sqs-queue-url (VIADUCT_SQS_QUEUE_URL)"))
 	}
 	if c.needsCounties() && c.CountyListFile == "" && (c.CommCareURL == "" || c.CommCareCredentials == "") {
-		who := "--e2 needs"
-		switch {
-		case c.Engines[2] && c.Engines[4]:
-			who = "--e2 and --e4 need"
-		case c.Engines[4]:
-			who = "--e4 needs"
-		}
+		who := engineList(c.Engines[2], c.Engines[4], c.Engines[5])
 		errs = append(errs, errors.New(who+" the county list: --county-list-file (VIADUCT_COUNTY_LIST_FILE), "+
 			"or --commcare-url and --commcare-api-key (COMMCARE_BASE_URL, COMMCARE_API_KEY_CREDENTIALS)"))
 	}
 	if c.needsCommCare() && (c.CommCareURL == "" || c.CommCareCredentials == "") {
-		errs = append(errs, errors.New("--e4 needs CommCare: --commcare-url and --commcare-api-key "+
-			"(COMMCARE_BASE_URL, COMMCARE_API_KEY_CREDENTIALS)"))
+		errs = append(errs, errors.New(engineList(false, c.Engines[4], c.Engines[5])+" CommCare: --commcare-url and "+
+			"--commcare-api-key (COMMCARE_BASE_URL, COMMCARE_API_KEY_CREDENTIALS)"))
 	}
 	return errors.Join(errs...)
+}
+
+// engineList names the enabled ones of Engines 2, 4 and 5 as the subject of a sentence: "--e2 needs",
+// "--e4 and --e5 need".
+func engineList(e2, e4, e5 bool) string {
+	var names []string
+	for n, on := range map[int]bool{2: e2, 4: e4, 5: e5} {
+		if on {
+			names = append(names, fmt.Sprintf("--e%d", n))
+		}
+	}
+	slices.Sort(names)
+	if len(names) == 1 {
+		return names[0] + " needs"
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1] + " need"
 }
 
 // logFields are the effective settings logged at start; nothing secret goes here (the database URL is redacted).

@@ -25,6 +25,7 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e2"
 	"github.com/viaduct-nys/viaduct/engines/e3"
 	"github.com/viaduct-nys/viaduct/engines/e4"
+	"github.com/viaduct-nys/viaduct/engines/e5"
 	"github.com/viaduct-nys/viaduct/migrations"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
@@ -41,6 +42,7 @@ func runDaemon(ctx context.Context, args []string, getenv func(string) string, s
 	addE2(s, &c)
 	addE3(s, &c)
 	addE4(s, &c)
+	addE5(s, &c)
 	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
 	}
@@ -189,6 +191,19 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 	}
 	if e4Stage.run != nil {
 		stages = append(stages, e4Stage)
+	}
+
+	// Engine 5: CommCare extractor.
+	if c.Engines[5] {
+		client, err := c.commCareClient()
+		if err != nil {
+			return err
+		}
+		engine, err := e5.New(c.e5Config(), e5.Deps{Pool: pool, CommCare: client, Counties: counties, Logger: logger.Named("e5")})
+		if err != nil {
+			return err
+		}
+		stages = append(stages, stage{"e5", engine.Run})
 	}
 
 	runStage := func(st stage) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e2"
 	"github.com/viaduct-nys/viaduct/engines/e3"
 	"github.com/viaduct-nys/viaduct/engines/e4"
+	"github.com/viaduct-nys/viaduct/engines/e5"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
@@ -22,6 +23,7 @@ type statusReport struct {
 	E2 *e2.Summary    `json:"e2"`
 	E3 *e3.Summary    `json:"e3"`
 	E4 *e4.Summary    `json:"e4"`
+	E5 *e5.Summary    `json:"e5"`
 }
 
 func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
@@ -81,7 +83,11 @@ func readStatus(ctx context.Context, db interface {
 	if err != nil {
 		return nil, err
 	}
-	return &statusReport{E1: e1, E2: e2Summary, E3: e3Summary, E4: e4Summary}, nil
+	e5Summary, err := e5.Summarize(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	return &statusReport{E1: e1, E2: e2Summary, E3: e3Summary, E4: e4Summary, E5: e5Summary}, nil
 }
 
 func printStatus(w io.Writer, r *statusReport) {
@@ -116,6 +122,8 @@ func printStatus(w io.Writer, r *statusReport) {
 	}
 	row("e4", "posts failed (last hour)", r.E4.Failed)
 	row("e4", "given up (last hour)", r.E4.Discarded)
+	row("e5", "cases retrieved (last hour)", r.E5.RetrievedLastHour)
+	row("e5", "cases updated from CommCare (last hour)", r.E5.UpdatedLastHour)
 	_ = tw.Flush()
 	if f := r.E1.LastImported; f != nil {
 		fmt.Fprintf(w, "\nlast import: %s (file %d) at %s", f.Filename, f.ID, formatTime(f.CompletedAt))
@@ -140,6 +148,15 @@ func printStatus(w io.Writer, r *statusReport) {
 	}
 	if r.E4.LastError != "" {
 		fmt.Fprintf(w, "last case loader error: %s\n", r.E4.LastError)
+	}
+	if len(r.E5.Domains) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "E5 DOMAIN\tREAD UP TO\tLAST ROUND COMPLETED\tLAST ERROR\t")
+		for _, d := range r.E5.Domains {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", d.Domain, formatTime(d.HighWater), formatTime(d.RoundCompletedAt), d.LastError)
+		}
+		_ = tw.Flush()
 	}
 }
 

@@ -61,8 +61,8 @@ func (c Config) Validate() error {
 	if c.Interval < time.Second {
 		errs = append(errs, fmt.Errorf("e5: interval %s is shorter than a second", c.Interval))
 	}
-	if c.Overlap < 0 || c.Overlap >= c.Interval*12 {
-		errs = append(errs, fmt.Errorf("e5: overlap %s must not be negative nor longer than 12 intervals", c.Overlap))
+	if c.Overlap < 0 || c.Overlap > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("e5: overlap %s is outside 0 to 24h", c.Overlap))
 	}
 	if c.FirstWindow < 0 {
 		errs = append(errs, fmt.Errorf("e5: first window %s is negative", c.FirstWindow))
