@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,9 +16,10 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
-// TestAllEnginesEndToEnd runs the five engines in one `viaduct run` process: an ECLRS export put in S3 becomes
-// cases in the fake CommCare; a contact tracer's edit made there comes back into PostgreSQL, while Viaduct's own
-// posts do not bounce back as updates.
+// TestAllEnginesEndToEnd runs the five engines in one `viaduct run` process, logging at debug level: an ECLRS
+// export put in S3 becomes cases in the fake CommCare; a contact tracer's edit made there comes back into
+// PostgreSQL, while Viaduct's own posts do not bounce back as updates. No patient's name, date of birth, phone
+// number or address appears anywhere in the log.
 func TestAllEnginesEndToEnd(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -36,7 +38,8 @@ func TestAllEnginesEndToEnd(t *testing.T) {
 
 	db := pgtest.New(t)
 	fake := commcaretest.StartTest(t, commcaretest.Options{})
-	p := startViaduct(t, append(append(daemonEnv(env, db), commCareEnv(fake)...), "COMMCARE_USER_ID=viaduct-test-user"),
+	p := startViaduct(t, append(append(daemonEnv(env, db), commCareEnv(fake)...), "COMMCARE_USER_ID=viaduct-test-user",
+		"VIADUCT_LOG_LEVEL=debug"),
 		"run", "--e1", "--e2", "--e3", "--e4", "--e5", "--http-addr", "", "--sqs-queue-url", res.QueueURL,
 		"--e2-poll-interval", "100ms", "--e3-idle-poll-interval", "100ms", "--e3-busy-poll-interval", "1ms",
 		"--e5-interval", "1s", "--shutdown-grace", "20s")
@@ -99,4 +102,24 @@ func TestAllEnginesEndToEnd(t *testing.T) {
 	var after int
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM index_cases`).Scan(&after))
 	require.Equal(t, cases, after)
+
+	// The patient data of every test result, against everything the daemon logged.
+	rows, err := db.Pool.Query(ctx, `SELECT DISTINCT v FROM test_results, LATERAL unnest(ARRAY[patient_name_first,
+		    patient_name_last, to_char(patient_dob, 'YYYY-MM-DD'), to_char(patient_dob, 'MM/DD/YYYY'), patient_phone_home,
+		    patient_phone_home_normalized, patient_address_1]) AS v
+		 WHERE length(v) >= 5`)
+	require.NoError(t, err)
+	logText := p.logText()
+	checked := 0
+	for rows.Next() {
+		var v string
+		require.NoError(t, rows.Scan(&v))
+		if i := strings.Index(logText, v); i >= 0 {
+			t.Errorf("patient data %q in the log: …%s…", v, logText[max(0, i-200):min(len(logText), i+len(v)+50)])
+		}
+		checked++
+	}
+	require.NoError(t, rows.Err())
+	require.Positive(t, checked)
+	t.Logf("%d distinct names, dates of birth, phones and addresses checked against %d bytes of log", checked, len(logText))
 }
