@@ -17,24 +17,34 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
+// announceGeneratedExport starts AWS stand-ins (or uses AWS_ENDPOINT_URL) with a bucket and queue named after
+// prefix, puts a generated export of rows rows (eclrsgen with seed) in the bucket and announces it on the queue as
+// S3 would.
+func announceGeneratedExport(t *testing.T, prefix string, rows int, seed int64) (*awstest.Env, awstest.Resources) {
+	t.Helper()
+	ctx := t.Context()
+	env, stopAWS, err := awstest.Start(ctx)
+	require.NoError(t, err)
+	t.Cleanup(stopAWS)
+	names := awstest.UniqueNames(prefix)
+	res, err := env.CreateResources(ctx, names, nil)
+	require.NoError(t, err)
+	export, err := os.Open(writeGeneratedExport(t, rows, seed))
+	require.NoError(t, err)
+	defer export.Close()
+	key := "COVID19_ECLRS_Export_positive_2026-11-20 0930.txt"
+	require.NoError(t, env.Upload(ctx, names.Bucket, key, export))
+	require.NoError(t, env.Announce(ctx, res, names.Bucket, key, awstest.AnnounceOpts{EventTime: time.Now()}))
+	return env, res
+}
+
 // TestE4EndToEnd runs Engines 1 to 4 in one `viaduct run --until-idle` process: an ECLRS export put in S3 and
 // announced on SQS ends up as patient cases, each with its lab results, in its county's domain of the fake
 // CommCare, once. A second run posts nothing: nothing changed.
 func TestE4EndToEnd(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	env, stopAWS, err := awstest.Start(ctx)
-	require.NoError(t, err)
-	t.Cleanup(stopAWS)
-	names := awstest.UniqueNames("e4")
-	res, err := env.CreateResources(ctx, names, nil)
-	require.NoError(t, err)
-	export, err := os.Open(writeGeneratedExport(t, 600, 4))
-	require.NoError(t, err)
-	defer export.Close()
-	key := "COVID19_ECLRS_Export_positive_2026-11-20 0930.txt"
-	require.NoError(t, env.Upload(ctx, names.Bucket, key, export))
-	require.NoError(t, env.Announce(ctx, res, names.Bucket, key, awstest.AnnounceOpts{EventTime: time.Now()}))
+	env, res := announceGeneratedExport(t, "e4", 600, 4)
 
 	db := pgtest.New(t)
 	fake := commcaretest.StartTest(t, commcaretest.Options{})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/viaduct-nys/viaduct/pkg/awstest"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
@@ -23,18 +21,7 @@ import (
 func TestAllEnginesEndToEnd(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	env, stopAWS, err := awstest.Start(ctx)
-	require.NoError(t, err)
-	t.Cleanup(stopAWS)
-	names := awstest.UniqueNames("e5")
-	res, err := env.CreateResources(ctx, names, nil)
-	require.NoError(t, err)
-	export, err := os.Open(writeGeneratedExport(t, 300, 5))
-	require.NoError(t, err)
-	defer export.Close()
-	key := "COVID19_ECLRS_Export_positive_2026-11-20 1000.txt"
-	require.NoError(t, env.Upload(ctx, names.Bucket, key, export))
-	require.NoError(t, env.Announce(ctx, res, names.Bucket, key, awstest.AnnounceOpts{EventTime: time.Now()}))
+	env, res := announceGeneratedExport(t, "e5", 300, 5)
 
 	db := pgtest.New(t)
 	fake := commcaretest.StartTest(t, commcaretest.Options{})
