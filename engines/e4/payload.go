@@ -29,13 +29,7 @@ type payload struct {
 // patient case owned by the county's location, with the dates of its newest lab result, and each lab result as an
 // extension case of it. All lab results are sent each time; the fingerprint lets an unchanged case be skipped.
 func (w *worker) buildForm(ic *indexCase, labs []labResult, county commcare.County, now time.Time) (payload, error) {
-	data := maps.Clone(ic.data)
-	if data == nil {
-		data = map[string]any{}
-	}
-	for _, k := range unassigned {
-		delete(data, k)
-	}
+	data := without(ic.data, unassigned)
 	data["owner_id"] = county.LocationID
 	specimen, received := "", ic.insertedAt
 	for i, l := range labs {
@@ -64,13 +58,7 @@ func (w *worker) buildForm(ic *indexCase, labs []labResult, county commcare.Coun
 		Update:       data,
 	}}
 	for _, l := range labs {
-		ld := maps.Clone(l.data)
-		if ld == nil {
-			ld = map[string]any{}
-		}
-		for _, k := range caseWorkerNotes {
-			delete(ld, k)
-		}
+		ld := without(l.data, caseWorkerNotes)
 		ld["accession_number"] = l.accession
 		ld["owner_id"] = labOwner
 		blocks = append(blocks, commcare.CaseBlock{
@@ -93,4 +81,14 @@ func (w *worker) buildForm(ic *indexCase, labs []labResult, county commcare.Coun
 		return payload{}, err
 	}
 	return payload{form: form, fingerprint: fp}, nil
+}
+
+// without returns a copy of data, never nil, without keys.
+func without(data map[string]any, keys []string) map[string]any {
+	out := make(map[string]any, len(data)+4)
+	maps.Copy(out, data)
+	for _, k := range keys {
+		delete(out, k)
+	}
+	return out
 }

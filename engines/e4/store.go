@@ -37,11 +37,14 @@ type labResult struct {
 	insertedAt time.Time
 }
 
+// newestChange is the id of the newest change event of the index case aliased ic (0 when it has none); $1 is
+// commcare.ChangeEventTypes.
+const newestChange = `(SELECT coalesce(max(e.id), 0) FROM index_case_events j JOIN events e ON e.id = j.event_id
+	  WHERE j.index_case_id = ic.id AND e.type = ANY($1))`
+
 // indexCaseColumns reads an index case aliased ic with its newest change event id; $1 is
 // commcare.ChangeEventTypes.
-const indexCaseColumns = `ic.id, ic.person_id, ic.county_id, ic.case_id, ic.data, ic.closed, ic.inserted_at,
-	(SELECT coalesce(max(e.id), 0) FROM index_case_events j JOIN events e ON e.id = j.event_id
-	  WHERE j.index_case_id = ic.id AND e.type = ANY($1))`
+const indexCaseColumns = `ic.id, ic.person_id, ic.county_id, ic.case_id, ic.data, ic.closed, ic.inserted_at, ` + newestChange
 
 func scanIndexCase(row pgx.Row) (*indexCase, error) {
 	var ic indexCase
@@ -104,8 +107,8 @@ func loadLabResults(ctx context.Context, db commcare.DBTX, indexCaseID int64) ([
 // and after a post tells whether the case changed meanwhile.
 func lastChange(ctx context.Context, db commcare.DBTX, indexCaseID int64) (int64, error) {
 	var id int64
-	err := db.QueryRow(ctx, `SELECT coalesce(max(e.id), 0) FROM index_case_events j JOIN events e ON e.id = j.event_id
-		 WHERE j.index_case_id = $1 AND e.type = ANY($2)`, indexCaseID, commcare.ChangeEventTypes).Scan(&id)
+	err := db.QueryRow(ctx, `SELECT `+newestChange+` FROM index_cases ic WHERE ic.id = $2`,
+		commcare.ChangeEventTypes, indexCaseID).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("reading the changes of index case %d: %w", indexCaseID, err)
 	}
