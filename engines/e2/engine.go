@@ -88,18 +88,13 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Counties is where Engine 2 gets the county list; commcare.CountyCache is one.
-type Counties interface {
-	Current() *commcare.CountyList
-}
-
 // Deps are Engine 2's collaborators.
 type Deps struct {
 	// Pool is the database.
 	Pool *pgxpool.Pool
 	// Counties is the current CommCare county list. Every county in it must have a counties row (the cache seeds
 	// them), or index cases filed under it fail their foreign key and are retried.
-	Counties Counties
+	Counties commcare.Counties
 	// Logger is Engine 2's named logger.
 	Logger *zap.Logger
 	// Metrics may be nil.

@@ -94,11 +94,6 @@ type CommCare interface {
 	SubmitForm(ctx context.Context, domain string, form []byte) (*commcare.SubmitResult, error)
 }
 
-// Counties gives the county list in force.
-type Counties interface {
-	Current() *commcare.CountyList
-}
-
 // Deps are Engine 4's collaborators.
 type Deps struct {
 	// Pool is the database, which also holds River's jobs.
@@ -106,7 +101,7 @@ type Deps struct {
 	// CommCare is where cases are looked up and posted.
 	CommCare CommCare
 	// Counties routes a case to its county's domain.
-	Counties Counties
+	Counties commcare.Counties
 	// Logger is Engine 4's named logger; River logs under its "river" child.
 	Logger *zap.Logger
 	// Metrics records what Engine 4 does; nil records nothing.

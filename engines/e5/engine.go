@@ -81,11 +81,6 @@ type CommCare interface {
 	ListCases(ctx context.Context, domain string, q commcare.CaseQuery) (*commcare.CasePage, error)
 }
 
-// Counties gives the county list in force.
-type Counties interface {
-	Current() *commcare.CountyList
-}
-
 // Deps are Engine 5's collaborators.
 type Deps struct {
 	// Pool is the database.
@@ -93,7 +88,7 @@ type Deps struct {
 	// CommCare is where changed cases are read.
 	CommCare CommCare
 	// Counties names the participating domains.
-	Counties Counties
+	Counties commcare.Counties
 	// Logger is Engine 5's named logger.
 	Logger *zap.Logger
 	// Now is the clock; defaults to time.Now.

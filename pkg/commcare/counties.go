@@ -320,6 +320,12 @@ func NewCountyCache(config CountyCacheConfig, deps CountyCacheDeps) (*CountyCach
 	return &CountyCache{config: config, deps: deps, logger: logger}, nil
 }
 
+// Counties gives the county list in force to the engines that route by county; a *CountyCache does, and tests
+// may pass a fixed list.
+type Counties interface {
+	Current() *CountyList
+}
+
 // Current returns the list being served: the last one fetched (and seeded) successfully. It is nil only before the
 // first successful Load.
 func (c *CountyCache) Current() *CountyList {
