@@ -67,20 +67,16 @@ func loadIndexCase(ctx context.Context, db commcare.DBTX, caseID string) (*index
 	return ic, nil
 }
 
-// lockIndexCase takes the locks of the case's person and of the other people given, then the index case's row
-// lock, in the order every writer takes them, and reads the case as it now stands.
+// lockIndexCase locks the index case with id and the other people given (commcare.LockIndexCase) and reads the
+// case as it now stands.
 func lockIndexCase(ctx context.Context, tx pgx.Tx, id int64, people ...int64) (*indexCase, error) {
-	var personID int64
-	if err := tx.QueryRow(ctx, `SELECT person_id FROM index_cases WHERE id = $1`, id).Scan(&personID); err != nil {
-		return nil, fmt.Errorf("reading index case %d: %w", id, err)
-	}
-	if err := commcare.LockPeople(ctx, tx, append(people, personID)); err != nil {
+	if err := commcare.LockIndexCase(ctx, tx, id, people...); err != nil {
 		return nil, err
 	}
-	ic, err := scanIndexCase(tx.QueryRow(ctx, `SELECT `+indexCaseColumns+` FROM index_cases ic WHERE id = $2 FOR UPDATE`,
+	ic, err := scanIndexCase(tx.QueryRow(ctx, `SELECT `+indexCaseColumns+` FROM index_cases ic WHERE id = $2`,
 		commcare.ChangeEventTypes, id))
 	if err != nil {
-		return nil, fmt.Errorf("locking index case %d: %w", id, err)
+		return nil, fmt.Errorf("reading index case %d: %w", id, err)
 	}
 	return ic, nil
 }

@@ -119,21 +119,21 @@ var errUnknown = errors.New("unknown case")
 
 // mergeKnown merges c into the index case with its case id, under the person's lock and the row's.
 func (e *Engine) mergeKnown(ctx context.Context, tx pgx.Tx, c *commcare.Case) (outcome, error) {
-	var id, personID int64
-	err := tx.QueryRow(ctx, `SELECT id, person_id FROM index_cases WHERE case_id = $1`, c.CaseID).Scan(&id, &personID)
+	var id int64
+	err := tx.QueryRow(ctx, `SELECT id FROM index_cases WHERE case_id = $1`, c.CaseID).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, errUnknown
 	}
 	if err != nil {
 		return 0, fmt.Errorf("looking up case %s: %w", c.CaseID, err)
 	}
-	if err := commcare.LockPeople(ctx, tx, []int64{personID}); err != nil {
+	if err := commcare.LockIndexCase(ctx, tx, id); err != nil {
 		return 0, err
 	}
 	var data map[string]any
 	var closed bool
-	if err := tx.QueryRow(ctx, `SELECT data, closed FROM index_cases WHERE id = $1 FOR UPDATE`, id).Scan(&data, &closed); err != nil {
-		return 0, fmt.Errorf("locking case %s: %w", c.CaseID, err)
+	if err := tx.QueryRow(ctx, `SELECT data, closed FROM index_cases WHERE id = $1`, id).Scan(&data, &closed); err != nil {
+		return 0, fmt.Errorf("reading case %s: %w", c.CaseID, err)
 	}
 	_, changed, err := commcare.MergeIntoIndexCase(ctx, tx, id, data, closed, c)
 	if err != nil {

@@ -25,6 +25,22 @@ func LockPeople(ctx context.Context, tx DBTX, ids []int64) error {
 	return nil
 }
 
+// LockIndexCase locks index case id for a change: its person's lock and those of others (LockPeople), then its row
+// lock, in the order every writer takes them. The caller reads the row after, as it now stands.
+func LockIndexCase(ctx context.Context, tx DBTX, id int64, others ...int64) error {
+	var personID int64
+	if err := tx.QueryRow(ctx, `SELECT person_id FROM index_cases WHERE id = $1`, id).Scan(&personID); err != nil {
+		return fmt.Errorf("reading index case %d: %w", id, err)
+	}
+	if err := LockPeople(ctx, tx, append(others, personID)); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `SELECT FROM index_cases WHERE id = $1 FOR UPDATE`, id); err != nil {
+		return fmt.Errorf("locking index case %d: %w", id, err)
+	}
+	return nil
+}
+
 // NameLock and KeyLock are the advisory lock keys of a person identity: a date of birth with the upper-cased last
 // name and first token of the first name, or a patient key. Every engine that may create a person (Engine 2 from
 // test results, Engine 5 from CommCare) takes them with LockIdentities before it looks the person up, so two
