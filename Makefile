@@ -25,8 +25,12 @@ demo: db deps ## Run Engines 1-4 on local stand-ins (S3, SQS, the standalone fak
 	  [ -n "$$url" ] || { echo "the fake CommCare did not start:"; cat bin/fake-commcare.out; exit 1; }; \
 	  bin/viaduct demo --commcare-url "$$url"
 
+.PHONY: browser
+browser: ## Make sure headless Chromium is installed, for the /status page's browser test (Debian's chromium package).
+	@bash .ci/chromium.sh
+
 .PHONY: test
-test: db deps ## Run the whole test suite: vet, all tests with in-process AWS stand-ins, then the AWS tests against fauxqs.
+test: db deps browser ## Run the whole test suite: vet, all tests with in-process AWS stand-ins, then the AWS tests against fauxqs.
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -timeout 20m ./...
 	$(MAKE) test/fauxqs
@@ -38,7 +42,7 @@ test/fauxqs: db ## Run the AWS integration tests against fauxqs (installed from 
 	  $(GO) test -count=1 -timeout 15m $(AWS_PACKAGES)
 
 .PHONY: test/short
-test/short: db ## Run the tests once, without the race detector or the second AWS leg.
+test/short: db browser ## Run the tests once, without the race detector or the second AWS leg.
 	$(GO) test ./...
 
 .PHONY: fuzz

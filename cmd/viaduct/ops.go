@@ -24,6 +24,7 @@ import (
 //	/healthz  200 while the process serves at all (liveness)
 //	/readyz   200 when the database answers and its schema is current, 503 with the reasons otherwise
 //	/metrics  Prometheus metrics, per engine
+//	/status   every engine's work waiting, done and failed, for people (HTML) or scripts (?format=json); / leads here
 //	/riverui/ River UI: Engine 4's jobs, their attempts and errors (when ui is not nil)
 func newOpsHandler(pool *pgxpool.Pool, reg *prometheus.Registry, ui http.Handler) http.Handler {
 	mux := http.NewServeMux()
@@ -52,6 +53,8 @@ func newOpsHandler(pool *pgxpool.Pool, reg *prometheus.Registry, ui http.Handler
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /status", newStatusPage(pool, ui != nil))
+	mux.Handle("GET /{$}", http.RedirectHandler("/status", http.StatusFound))
 	return mux
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,15 +16,18 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e4"
 	"github.com/viaduct-nys/viaduct/engines/e5"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+	"github.com/viaduct-nys/viaduct/pkg/status"
 )
 
-// statusReport is what `viaduct status` shows, one section per engine.
+// statusReport is what `viaduct status` and the /status page show: one summary per engine, read in one snapshot.
 type statusReport struct {
-	E1 *eclrs.Summary `json:"e1"`
-	E2 *e2.Summary    `json:"e2"`
-	E3 *e3.Summary    `json:"e3"`
-	E4 *e4.Summary    `json:"e4"`
-	E5 *e5.Summary    `json:"e5"`
+	// AsOf is the database's clock when the snapshot was taken.
+	AsOf time.Time      `json:"as_of"`
+	E1   *eclrs.Summary `json:"e1"`
+	E2   *e2.Summary    `json:"e2"`
+	E3   *e3.Summary    `json:"e3"`
+	E4   *e4.Summary    `json:"e4"`
+	E5   *e5.Summary    `json:"e5"`
 }
 
 func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
@@ -87,13 +91,91 @@ func readStatus(ctx context.Context, db interface {
 	if err != nil {
 		return nil, err
 	}
-	return &statusReport{E1: e1, E2: e2Summary, E3: e3Summary, E4: e4Summary, E5: e5Summary}, nil
+	r := &statusReport{E1: e1, E2: e2Summary, E3: e3Summary, E4: e4Summary, E5: e5Summary}
+	if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&r.AsOf); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
-func printStatus(w io.Writer, r *statusReport) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STAGE\tWHAT\tCOUNT\t")
-	row := func(stage, what string, n int64) { fmt.Fprintf(tw, "%s\t%s\t%d\t\n", stage, what, n) }
+// engineLine is one engine's row of the overview, worded once for the terminal and the /status page.
+type engineLine struct {
+	Engine, Name string
+	// Waiting, Done and Failed say how much work waits, was done in the last hour and failed in the last hour.
+	Waiting, Done, Failed string
+	// Oldest is when the oldest waiting item started waiting, and how long ago; "-" when nothing waits.
+	Oldest string
+	// Failing is set when work failed in the last hour (or, for Engine 5, a domain's last round failed).
+	Failing bool
+	// Failures are the reasons of the last day's failures, newest first.
+	Failures []status.Failure
+}
+
+// engines is the overview: for each engine, work waiting, done in the last hour, failed, and the oldest waiting.
+func (r *statusReport) engines() []engineLine {
+	jobs := r.E4.Jobs
+	e1Failed := r.E1.FailedLastHour + r.E1.RowErrorsLastHour
+	e4Failed := r.E4.Failed + r.E4.Discarded
+	return []engineLine{{
+		Engine: "Engine 1", Name: "ECLRS extractor",
+		Waiting: count(r.E1.Files[eclrs.FileImporting], "file importing", "files importing"),
+		Done:    count(r.E1.ImportedLastHour, "file imported", "files imported"),
+		Failed: count(r.E1.FailedLastHour, "file", "files") + ", " +
+			count(r.E1.RowErrorsLastHour, "malformed row", "malformed rows"),
+		Oldest: waitedSince(r.E1.OldestImporting, r.E1.OldestImportingAge), Failing: e1Failed > 0, Failures: r.E1.Failures,
+	}, {
+		Engine: "Engine 2", Name: "transformer",
+		Waiting: count(r.E2.Waiting, "test result", "test results"),
+		Done:    count(r.E2.ProcessedLastHour, "test result processed", "test results processed"),
+		Failed:  count(r.E2.FailedLastHour, "test result", "test results"),
+		Oldest:  waitedSince(r.E2.OldestWaiting, r.E2.OldestWaitingAge), Failing: r.E2.FailedLastHour > 0, Failures: r.E2.Failures,
+	}, {
+		Engine: "Engine 3", Name: "enqueuer",
+		Waiting: count(r.E3.Waiting, "changed index case", "changed index cases"),
+		Done:    count(r.E3.EnqueuedLastHour, "hand-off", "hand-offs"),
+		Failed:  "-",
+		Oldest:  waitedSince(r.E3.OldestWaiting, r.E3.OldestWaitingAge),
+	}, {
+		Engine: "Engine 4", Name: "case loader",
+		Waiting: count(jobs["available"]+jobs["scheduled"]+jobs["retryable"], "job", "jobs") + ", " +
+			count(jobs["running"], "running", "running"),
+		Done:   count(r.E4.Posted+r.E4.Unchanged+r.E4.DryRun, "case sent or unchanged", "cases sent or unchanged"),
+		Failed: count(r.E4.Failed, "post", "posts") + ", " + count(r.E4.Discarded, "given up", "given up"),
+		Oldest: waitedSince(r.E4.OldestWaiting, r.E4.OldestWaitingAge), Failing: e4Failed > 0, Failures: r.E4.Failures,
+	}, {
+		Engine: "Engine 5", Name: "CommCare extractor",
+		Waiting: count(int64(len(r.E5.Domains)), "domain polled", "domains polled"),
+		Done: count(r.E5.RetrievedLastHour, "case retrieved", "cases retrieved") + ", " +
+			count(r.E5.UpdatedLastHour, "updated", "updated"),
+		Failed: count(int64(len(r.E5.Failures)), "domain failing", "domains failing"),
+		Oldest: r.oldestMark(), Failing: len(r.E5.Failures) > 0, Failures: r.E5.Failures,
+	}}
+}
+
+// oldestMark is Engine 5's oldest waiting item: the changes after the oldest domain's high-water mark.
+func (r *statusReport) oldestMark() string {
+	var oldest *time.Time
+	for _, d := range r.E5.Domains {
+		if d.HighWater != nil && (oldest == nil || d.HighWater.Before(*oldest)) {
+			oldest = d.HighWater
+		}
+	}
+	if oldest == nil {
+		return "-"
+	}
+	return "changes after " + waitedSince(oldest, r.AsOf.Sub(*oldest).Seconds())
+}
+
+// countLine is one row of the detailed counts, below the overview.
+type countLine struct {
+	Stage, What string
+	Count       int64
+}
+
+// counts are the detailed counts per stage.
+func (r *statusReport) counts() []countLine {
+	var lines []countLine
+	row := func(stage, what string, n int64) { lines = append(lines, countLine{stage, what, n}) }
 	row("e1", "files imported", r.E1.Files[eclrs.FileImported])
 	row("e1", "files failed", r.E1.Files[eclrs.FileFailed])
 	row("e1", "files skipped (older)", r.E1.Files[eclrs.FileSkipped])
@@ -124,30 +206,52 @@ func printStatus(w io.Writer, r *statusReport) {
 	row("e4", "given up (last hour)", r.E4.Discarded)
 	row("e5", "cases retrieved (last hour)", r.E5.RetrievedLastHour)
 	row("e5", "cases updated from CommCare (last hour)", r.E5.UpdatedLastHour)
+	return lines
+}
+
+// lastImport describes the newest completed import, "" when there is none.
+func (r *statusReport) lastImport() string {
+	f := r.E1.LastImported
+	if f == nil {
+		return ""
+	}
+	s := fmt.Sprintf("last import: %s (file %d) at %s", f.Filename, f.ID, formatTime(f.CompletedAt))
+	if st := f.Statistics; st != nil {
+		s += fmt.Sprintf(": %d new, %d matched, %d duplicate, %d errors", st.New.Total, st.Matched.Total, st.Duplicate.Total, st.Error.Total)
+	}
+	return s
+}
+
+// printStatus writes the report for a terminal: the overview, the last day's failures, the detailed counts and
+// Engine 5's domains.
+func printStatus(w io.Writer, r *statusReport) {
+	lines := r.engines()
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENGINE\tWAITING\tDONE (LAST HOUR)\tFAILED (LAST HOUR)\tOLDEST WAITING\t")
+	for _, l := range lines {
+		fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\t%s\t\n", l.Engine, l.Name, l.Waiting, l.Done, l.Failed, l.Oldest)
+	}
 	_ = tw.Flush()
-	if f := r.E1.LastImported; f != nil {
-		fmt.Fprintf(w, "\nlast import: %s (file %d) at %s", f.Filename, f.ID, formatTime(f.CompletedAt))
-		if st := f.Statistics; st != nil {
-			fmt.Fprintf(w, ": %d new, %d matched, %d duplicate, %d errors", st.New.Total, st.Matched.Total, st.Duplicate.Total, st.Error.Total)
+	var failures bool
+	for _, l := range lines {
+		for _, f := range l.Failures {
+			if !failures {
+				fmt.Fprintf(w, "\nFAILURES (LAST %s)\n", strings.ToUpper(status.FailureWindow))
+				failures = true
+			}
+			fmt.Fprintf(w, "  %s: %d× %s, last at %s\n", l.Engine, f.Count, f.Reason, formatTime(&f.Last))
 		}
-		fmt.Fprintln(w)
 	}
-	if f := r.E1.LastFailed; f != nil {
-		fmt.Fprintf(w, "last failure: %s (file %d) at %s: %s\n", f.Filename, f.ID, formatTime(f.CompletedAt), f.FailureReason)
+
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STAGE\tWHAT\tCOUNT\t")
+	for _, c := range r.counts() {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t\n", c.Stage, c.What, c.Count)
 	}
-	if t := r.E2.OldestWaiting; t != nil {
-		fmt.Fprintf(w, "oldest waiting test result: imported %s (%s ago)\n", formatTime(t),
-			(time.Duration(r.E2.OldestWaitingAge) * time.Second).Round(time.Second))
-	}
-	if r.E2.LastFailure != "" {
-		fmt.Fprintf(w, "last test result failure: %s\n", r.E2.LastFailure)
-	}
-	if t := r.E4.OldestWaiting; t != nil {
-		fmt.Fprintf(w, "oldest waiting case loader job: created %s (%s ago)\n", formatTime(t),
-			(time.Duration(r.E4.OldestWaitingAge) * time.Second).Round(time.Second))
-	}
-	if r.E4.LastError != "" {
-		fmt.Fprintf(w, "last case loader error: %s\n", r.E4.LastError)
+	_ = tw.Flush()
+	if s := r.lastImport(); s != "" {
+		fmt.Fprintf(w, "\n%s\n", s)
 	}
 	if len(r.E5.Domains) > 0 {
 		fmt.Fprintln(w)
@@ -158,6 +262,29 @@ func printStatus(w io.Writer, r *statusReport) {
 		}
 		_ = tw.Flush()
 	}
+}
+
+// count words n things: "1 file", "3 files".
+func count(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// waitedSince words an oldest waiting item: its age, rounded for reading, and when it started; "-" for none.
+func waitedSince(t *time.Time, ageSeconds float64) string {
+	if t == nil {
+		return "-"
+	}
+	age := time.Duration(ageSeconds * float64(time.Second))
+	switch {
+	case age >= time.Hour:
+		age = age.Round(time.Minute)
+	default:
+		age = age.Round(time.Second)
+	}
+	return fmt.Sprintf("%s ago (%s)", age, formatTime(t))
 }
 
 func formatTime(t *time.Time) string {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+	"github.com/viaduct-nys/viaduct/pkg/status"
 )
 
 // Summary is Engine 2's side of `viaduct status`: what became of the test results and what is still waiting.
@@ -26,8 +27,11 @@ type Summary struct {
 	People     int64 `json:"people"`
 	IndexCases int64 `json:"index_cases"`
 	LabResults int64 `json:"lab_results"`
-	// LastFailure is the reason of the most recent processing_failed event, if any.
-	LastFailure string `json:"last_failure,omitempty"`
+	// ProcessedLastHour and FailedLastHour count the processed and processing_failed events of the last hour.
+	ProcessedLastHour int64 `json:"processed_last_hour"`
+	FailedLastHour    int64 `json:"failed_last_hour"`
+	// Failures are the reasons of processing_failed events within status.FailureWindow.
+	Failures []status.Failure `json:"failures"`
 }
 
 // Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up.
@@ -41,9 +45,11 @@ func Summarize(ctx context.Context, db eclrs.DBTX) (*Summary, error) {
 		    (SELECT count(*) FROM events WHERE type = $3),
 		    (SELECT count(*) FROM test_result_attempts),
 		    (SELECT count(*) FROM people), (SELECT count(*) FROM index_cases), (SELECT count(*) FROM lab_results),
-		    coalesce((SELECT e.data ->> 'reason' FROM events e WHERE e.type = $2 ORDER BY e.id DESC LIMIT 1), '')`,
+		    (SELECT count(*) FROM events WHERE type = $1 AND inserted_at > now() - interval '1 hour'),
+		    (SELECT count(*) FROM events WHERE type = $2 AND inserted_at > now() - interval '1 hour')`,
 		eclrs.EventProcessed, eclrs.EventProcessingFailed, eclrs.EventTestResultIgnored).
-		Scan(&s.Processed, &s.Failed, &s.Ignored, &s.Retrying, &s.People, &s.IndexCases, &s.LabResults, &s.LastFailure)
+		Scan(&s.Processed, &s.Failed, &s.Ignored, &s.Retrying, &s.People, &s.IndexCases, &s.LabResults,
+			&s.ProcessedLastHour, &s.FailedLastHour)
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 2's work: %w", err)
 	}
@@ -54,6 +60,12 @@ func Summarize(ctx context.Context, db eclrs.DBTX) (*Summary, error) {
 		Scan(&s.Waiting, &s.OldestWaiting, &s.OldestWaitingAge)
 	if err != nil {
 		return nil, fmt.Errorf("counting waiting test results: %w", err)
+	}
+	s.Failures, err = status.Failures(ctx, db, `SELECT coalesce(data->>'reason', 'no reason recorded'), count(*),
+		    max(inserted_at) FROM events
+		 WHERE type = $1 AND inserted_at > now() - interval '`+status.FailureWindow+`' GROUP BY 1`, eclrs.EventProcessingFailed)
+	if err != nil {
+		return nil, fmt.Errorf("reading Engine 2's failures: %w", err)
 	}
 	return s, nil
 }

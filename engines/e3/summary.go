@@ -3,6 +3,7 @@ package e3
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
@@ -12,6 +13,10 @@ import (
 type Summary struct {
 	// Waiting counts index cases that changed since their last hand-off: what the next pass enqueues.
 	Waiting int64 `json:"waiting"`
+	// OldestWaiting is when the longest-waiting case first changed after its last hand-off, and OldestWaitingAge
+	// how long ago that was by the database's clock.
+	OldestWaiting    *time.Time `json:"oldest_waiting,omitempty"`
+	OldestWaitingAge float64    `json:"oldest_waiting_age_seconds"`
 	// Enqueued counts hand-offs to Engine 4 (send_to_commcare_enqueued events), EnqueuedLastHour the recent ones.
 	Enqueued         int64 `json:"enqueued"`
 	EnqueuedLastHour int64 `json:"enqueued_last_hour"`
@@ -20,12 +25,19 @@ type Summary struct {
 // Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up.
 func Summarize(ctx context.Context, db eclrs.DBTX) (*Summary, error) {
 	s := &Summary{}
-	err := db.QueryRow(ctx, `SELECT
-		    (SELECT count(*) FROM index_cases ic WHERE ic.id > $1 AND `+changedCondition+`),
-		    (SELECT count(*) FROM events WHERE type = $2),
-		    (SELECT count(*) FROM events WHERE type = $2 AND inserted_at > now() - interval '1 hour')`,
+	// A waiting case has waited since its first change after its newest hand-off.
+	err := db.QueryRow(ctx, `WITH waiting AS (
+		  SELECT (SELECT min(e.inserted_at) FROM index_case_events j JOIN events e ON e.id = j.event_id
+		           WHERE j.index_case_id = ic.id AND e.type = ANY($3)
+		             AND e.id > coalesce((SELECT max(e.id) FROM index_case_events j JOIN events e ON e.id = j.event_id
+		                                   WHERE j.index_case_id = ic.id AND e.type = ANY($4)), 0)) AS since
+		    FROM index_cases ic WHERE ic.id > $1 AND `+changedCondition+`)
+		SELECT (SELECT count(*) FROM waiting), (SELECT min(since) FROM waiting),
+		       coalesce((SELECT extract(epoch FROM now() - min(since)) FROM waiting), 0)::float8,
+		       (SELECT count(*) FROM events WHERE type = $2),
+		       (SELECT count(*) FROM events WHERE type = $2 AND inserted_at > now() - interval '1 hour')`,
 		int64(0), commcare.EventSendToCommCareEnqueued, commcare.ChangeEventTypes, commcare.HandOffEventTypes).
-		Scan(&s.Waiting, &s.Enqueued, &s.EnqueuedLastHour)
+		Scan(&s.Waiting, &s.OldestWaiting, &s.OldestWaitingAge, &s.Enqueued, &s.EnqueuedLastHour)
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 3's work: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/status"
 )
 
 // Summary is Engine 4's side of `viaduct status`.
@@ -24,8 +25,10 @@ type Summary struct {
 	// OldestWaitingAge how long ago that was by the database's clock.
 	OldestWaiting    *time.Time `json:"oldest_waiting,omitempty"`
 	OldestWaitingAge float64    `json:"oldest_waiting_age_seconds"`
-	// LastError is the newest error of a job that is retrying or was given up on.
-	LastError string `json:"last_error,omitempty"`
+	// Failures are the reasons posts failed (send_to_commcare_failed, retried) or were given up on
+	// (send_to_commcare_discarded) within status.FailureWindow. An HTTP error shows as its status: CommCare's 4xx
+	// bodies may quote patient data and stay in the case's events.
+	Failures []status.Failure `json:"failures"`
 }
 
 // Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up.
@@ -60,14 +63,21 @@ func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 4's posts: %w", err)
 	}
-	err = db.QueryRow(ctx, `SELECT min(created_at), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8,
-		    coalesce((SELECT errors[array_length(errors, 1)]->>'error' FROM river_job
-		               WHERE kind = $1 AND state IN ('retryable', 'discarded', 'cancelled') AND errors IS NOT NULL
-		               ORDER BY attempted_at DESC NULLS LAST LIMIT 1), '')
+	err = db.QueryRow(ctx, `SELECT min(created_at), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
 		  FROM river_job WHERE kind = $1 AND state IN ('available', 'retryable')`, kind).
-		Scan(&s.OldestWaiting, &s.OldestWaitingAge, &s.LastError)
+		Scan(&s.OldestWaiting, &s.OldestWaitingAge)
 	if err != nil {
 		return nil, fmt.Errorf("reading Engine 4's oldest job: %w", err)
+	}
+	s.Failures, err = status.Failures(ctx, db, `SELECT
+		    CASE type WHEN $1 THEN 'given up: ' ELSE 'will retry: ' END || coalesce(data->>'reason',
+		      CASE WHEN data ? 'status' THEN 'CommCare answered HTTP ' || (data->>'status') ELSE data->>'response' END,
+		      'no reason recorded'),
+		    count(*), max(inserted_at)
+		  FROM events WHERE type IN ($1, $2) AND inserted_at > now() - interval '`+status.FailureWindow+`' GROUP BY 1`,
+		commcare.EventSendToCommCareDiscarded, commcare.EventSendToCommCareFailed)
+	if err != nil {
+		return nil, fmt.Errorf("reading Engine 4's failures: %w", err)
 	}
 	return s, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/status"
 )
 
 // DomainMark is where Engine 5 stands with one CommCare domain.
@@ -32,6 +33,8 @@ type Summary struct {
 	// updated from it (updated_from_commcare, which Engine 4 also records) in the last hour.
 	RetrievedLastHour int64 `json:"retrieved_last_hour"`
 	UpdatedLastHour   int64 `json:"updated_last_hour"`
+	// Failures are the domains whose last round failed, with why: each is retried next round.
+	Failures []status.Failure `json:"failures"`
 }
 
 // Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up.
@@ -49,7 +52,12 @@ func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading Engine 5's marks: %w", err)
 	}
-	s := &Summary{Domains: marks}
+	s := &Summary{Domains: marks, Failures: []status.Failure{}}
+	for _, m := range marks {
+		if m.LastError != "" && m.RoundStartedAt != nil {
+			s.Failures = append(s.Failures, status.Failure{Reason: m.Domain + ": " + m.LastError, Count: 1, Last: *m.RoundStartedAt})
+		}
+	}
 	err = db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE type = $1), count(*) FILTER (WHERE type = $2)
 		  FROM events WHERE type IN ($1, $2) AND inserted_at > now() - interval '1 hour'`,
 		commcare.EventRetrievedFromCommCare, commcare.EventUpdatedFromCommCare).Scan(&s.RetrievedLastHour, &s.UpdatedLastHour)

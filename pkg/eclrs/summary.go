@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/viaduct-nys/viaduct/pkg/status"
 )
 
 // Summary is Engine 1's side of `viaduct status`: how much has arrived and what went wrong.
@@ -22,6 +25,19 @@ type Summary struct {
 	LastImported *File `json:"last_imported,omitempty"`
 	// LastFailed is the most recent failed file, if any.
 	LastFailed *File `json:"last_failed,omitempty"`
+	// ImportedLastHour, FailedLastHour and RowErrorsLastHour count the files imported and failed, and the malformed
+	// rows recorded, in the last hour.
+	ImportedLastHour  int64 `json:"imported_last_hour"`
+	FailedLastHour    int64 `json:"failed_last_hour"`
+	RowErrorsLastHour int64 `json:"row_errors_last_hour"`
+	// OldestImporting is when the import of the oldest file still importing started, and OldestImportingAge how
+	// long ago that was by the database's clock. A file importing for long belongs to a daemon that died; its
+	// notification comes back once its visibility timeout runs out.
+	OldestImporting    *time.Time `json:"oldest_importing,omitempty"`
+	OldestImportingAge float64    `json:"oldest_importing_age_seconds"`
+	// Failures are the reasons files failed, and the fields of malformed rows, within status.FailureWindow. A
+	// malformed row's own reason is not listed: it quotes the value, which may be patient data.
+	Failures []status.Failure `json:"failures"`
 }
 
 // Summarize reads the Summary in one snapshot.
@@ -48,6 +64,27 @@ func Summarize(ctx context.Context, db DBTX) (*Summary, error) {
 		(SELECT count(*) FROM counties)`).Scan(&s.TestResults, &s.RowErrors, &s.Counties)
 	if err != nil {
 		return nil, fmt.Errorf("counting rows: %w", err)
+	}
+	err = db.QueryRow(ctx, `SELECT
+		    (SELECT count(*) FROM files WHERE status = $1 AND processing_completed_at > now() - interval '1 hour'),
+		    (SELECT count(*) FROM files WHERE status = $2 AND updated_at > now() - interval '1 hour'),
+		    (SELECT count(*) FROM file_row_errors WHERE inserted_at > now() - interval '1 hour'),
+		    (SELECT min(coalesce(processing_started_at, inserted_at)) FROM files WHERE status = $3),
+		    (SELECT coalesce(extract(epoch FROM now() - min(coalesce(processing_started_at, inserted_at))), 0)::float8
+		       FROM files WHERE status = $3)`, FileImported, FileFailed, FileImporting).
+		Scan(&s.ImportedLastHour, &s.FailedLastHour, &s.RowErrorsLastHour, &s.OldestImporting, &s.OldestImportingAge)
+	if err != nil {
+		return nil, fmt.Errorf("counting the last hour's files: %w", err)
+	}
+	s.Failures, err = status.Failures(ctx, db, `
+		SELECT coalesce(failure_reason, 'no reason recorded'), count(*), max(updated_at) FROM files
+		 WHERE status = $1 AND updated_at > now() - interval '`+status.FailureWindow+`' GROUP BY 1
+		UNION ALL
+		SELECT CASE field WHEN '' THEN 'malformed rows' ELSE 'malformed rows: field ' || field END
+		       || ' (line and reason in file_row_errors)', count(*), max(inserted_at) FROM file_row_errors
+		 WHERE inserted_at > now() - interval '`+status.FailureWindow+`' GROUP BY field`, FileFailed)
+	if err != nil {
+		return nil, fmt.Errorf("reading Engine 1's failures: %w", err)
 	}
 	if s.LastImported, err = lastFile(ctx, db, FileImported); err != nil {
 		return nil, err

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"html"
+	"image"
+	"image/png"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+)
+
+// seedStatus puts one of each thing the status page reports into pool: files importing, imported and failed,
+// malformed rows, a failed test result, failed and given-up posts, and two Engine 5 domains, one failing. Each
+// engine also has something older than the windows, which must not be counted.
+func seedStatus(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	// The simple protocol takes several statements with arguments.
+	_, err := pool.Exec(t.Context(), `
+		INSERT INTO files (filename, key, status, failure_reason, processing_started_at, processing_completed_at,
+		                   updated_at, inserted_at) VALUES
+		  ('s3://b/importing.txt', 'importing.txt', 'importing', NULL, now() - interval '7 minutes', NULL,
+		   now(), now() - interval '7 minutes'),
+		  ('s3://b/new.txt', 'new.txt', 'imported', NULL, now() - interval '3 minutes', now() - interval '2 minutes',
+		   now() - interval '2 minutes', now() - interval '3 minutes'),
+		  ('s3://b/old.txt', 'old.txt', 'imported', NULL, now() - interval '3 hours', now() - interval '3 hours',
+		   now() - interval '3 hours', now() - interval '3 hours'),
+		  ('s3://b/bad.txt', 'bad.txt', 'failed', 'header is not an ECLRS header', now() - interval '5 minutes',
+		   now() - interval '5 minutes', now() - interval '5 minutes', now() - interval '5 minutes'),
+		  ('s3://b/ancient.txt', 'ancient.txt', 'failed', 'an ancient failure', now() - interval '3 days',
+		   now() - interval '3 days', now() - interval '3 days', now() - interval '3 days');
+		INSERT INTO file_row_errors (file_id, line_number, field, reason, raw_data)
+		SELECT id, n, 'PATIENT_DOB', 'not a date: "19x"', 'raw' FROM files, generate_series(2, 3) n
+		 WHERE key = 'new.txt';
+		INSERT INTO events (type, data, inserted_at) VALUES
+		  ($1, '{"reason": "request_accession_number is empty"}', now() - interval '10 minutes'),
+		  ($1, '{"reason": "request_accession_number is empty"}', now() - interval '2 hours'),
+		  ($2, '{"status": 500, "response": "<html>oops</html>"}', now() - interval '1 minute'),
+		  ($3, '{"status": 400, "response": "Jane Doe is invalid", "reason": "CommCare rejected the form: HTTP 400"}',
+		   now() - interval '4 minutes');
+		INSERT INTO commcare_sync_marks (domain, high_water, round_started_at, round_completed_at, last_error) VALUES
+		  ('ny-albany-cdcms', now() - interval '6 minutes', now() - interval '6 minutes', now() - interval '5 minutes', NULL),
+		  ('ny-bronx-cdcms', now() - interval '2 hours', now() - interval '1 minute', now() - interval '2 hours',
+		   'listing cases: HTTP 403');
+		-- Case 1 changed after its hand-off 20 minutes ago, case 2 was created 5 minutes ago and never handed off,
+		-- case 3 was handed off after its change: two wait, the oldest for 20 minutes.
+		INSERT INTO counties (id) VALUES (1);
+		INSERT INTO people (id, patient_keys) VALUES (1, '{status-test}');
+		INSERT INTO index_cases (id, person_id, county_id, data) VALUES (1, 1, 1, '{}'), (2, 1, 1, '{}'), (3, 1, 1, '{}');
+		INSERT INTO events (id, type, inserted_at) VALUES
+		  (1001, $4, now() - interval '40 minutes'), (1002, $6, now() - interval '30 minutes'),
+		  (1003, $5, now() - interval '20 minutes'), (1004, $5, now() - interval '10 minutes'),
+		  (1005, $4, now() - interval '5 minutes'),
+		  (1006, $4, now() - interval '50 minutes'), (1007, $6, now() - interval '45 minutes');
+		INSERT INTO index_case_events (index_case_id, event_id) VALUES
+		  (1, 1001), (1, 1002), (1, 1003), (1, 1004), (2, 1005), (3, 1006), (3, 1007);`,
+		pgx.QueryExecModeSimpleProtocol,
+		eclrs.EventProcessingFailed, commcare.EventSendToCommCareFailed, commcare.EventSendToCommCareDiscarded,
+		commcare.EventIndexCaseCreated, commcare.EventIndexCaseUpdated, commcare.EventSendToCommCareEnqueued)
+	require.NoError(t, err)
+}
+
+// statusWants are what the seeded database must read as, on the terminal and on the page alike.
+var statusWants = []string{
+	"1 file importing", "1 file imported", "1 file, 2 malformed rows", "7m", // Engine 1, the 7-minute-old import
+	"1 test result", // Engine 2 failed in the last hour (the one two hours ago is not)
+	"2 changed index cases", "20m", // Engine 3: waiting since the first change after the hand-off
+	"1 post, 1 given up",
+	"2 domains polled", "1 domain failing", "changes after 2h0m0s ago",
+	"header is not an ECLRS header",
+	"malformed rows: field PATIENT_DOB",
+	"request_accession_number is empty",
+	"will retry: CommCare answered HTTP 500",
+	"given up: CommCare rejected the form: HTTP 400",
+	"ny-bronx-cdcms: listing cases: HTTP 403",
+}
+
+// statusMustNot are what the page and the terminal must not show: failures older than a day, and what CommCare
+// answered, which may quote patient data.
+var statusMustNot = []string{"an ancient failure", "Jane Doe", "oops", "19x"}
+
+func TestStatusPage(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	seedStatus(t, db.Pool)
+	srv := httptest.NewServer(newOpsHandler(db.Pool, prometheus.NewRegistry(), nil))
+	t.Cleanup(srv.Close)
+
+	t.Run("HTML", func(t *testing.T) {
+		t.Parallel()
+		resp, err := http.Get(srv.URL + "/status")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
+		var body bytes.Buffer
+		_, err = body.ReadFrom(resp.Body)
+		require.NoError(t, err)
+		page := html.UnescapeString(body.String())
+		for _, want := range statusWants {
+			require.Contains(t, page, want)
+		}
+		for _, not := range statusMustNot {
+			require.NotContains(t, page, not)
+		}
+		require.NotContains(t, page, "<script", "server-rendered, no JavaScript")
+		require.Contains(t, page, `href="/metrics"`)
+		require.Contains(t, page, "River UI: not served", "no River UI link when River UI is not served")
+	})
+
+	t.Run("TerminalShowsTheSameNumbers", func(t *testing.T) {
+		t.Parallel()
+		res := runCLI(t, map[string]string{"DATABASE_URL": db.URL}, "status")
+		require.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
+		for _, want := range statusWants {
+			require.Contains(t, res.stdout, want)
+		}
+		for _, not := range statusMustNot {
+			require.NotContains(t, res.stdout, not)
+		}
+	})
+
+	t.Run("JSON", func(t *testing.T) {
+		t.Parallel()
+		code, body := get(t, srv.URL+"/status?format=json")
+		require.Equal(t, http.StatusOK, code)
+		var report statusReport
+		require.NoError(t, json.Unmarshal([]byte(body), &report), body)
+		require.WithinDuration(t, time.Now(), report.AsOf, time.Minute)
+		require.Equal(t, int64(1), report.E1.ImportedLastHour)
+		require.Equal(t, int64(2), report.E3.Waiting)
+		require.InDelta(t, 20*60, report.E3.OldestWaitingAge, 30)
+		require.Equal(t, int64(1), report.E2.FailedLastHour)
+		require.Len(t, report.E2.Failures, 1)
+		require.Equal(t, int64(2), report.E2.Failures[0].Count, "both within the day")
+		require.Len(t, report.E5.Failures, 1)
+	})
+
+	t.Run("RootLeadsToStatus", func(t *testing.T) {
+		t.Parallel()
+		client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := client.Get(srv.URL + "/")
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusFound, resp.StatusCode)
+		require.Equal(t, "/status", resp.Header.Get("Location"))
+	})
+
+	t.Run("HeadlessChromium", func(t *testing.T) {
+		t.Parallel()
+		browser := chromium(t)
+		dom := headless(t, browser, "--dump-dom", srv.URL+"/status")
+		page := html.UnescapeString(string(dom))
+		for _, want := range statusWants {
+			require.Contains(t, page, want)
+		}
+		rows := map[string]string{}
+		for _, m := range regexp.MustCompile(`<tr class="(\w+)">\s*<td><b>(Engine \d)</b>`).FindAllStringSubmatch(page, -1) {
+			rows[m[2]] = m[1]
+		}
+		require.Equal(t, map[string]string{"Engine 1": "failing", "Engine 2": "failing", "Engine 3": "ok",
+			"Engine 4": "failing", "Engine 5": "failing"}, rows, "what failed in the last hour is marked, in the browser's DOM")
+
+		shot := filepath.Join(screenshotDir(t), "status.png")
+		headless(t, browser, "--screenshot="+shot, "--window-size=1280,1400", srv.URL+"/status")
+		checkScreenshot(t, shot)
+	})
+}
+
+// chromium finds headless Chromium: VIADUCT_CHROMIUM, or chromium on the PATH. `make test` installs Debian's
+// package (.ci/chromium.sh); a missing browser fails the test rather than hiding it.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if b := os.Getenv("VIADUCT_CHROMIUM"); b != "" {
+		return b
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if path, err := exec.LookPath(name); err == nil {
+			return path
+		}
+	}
+	t.Fatal("headless Chromium not found: `make test` installs it (bash .ci/chromium.sh), or set VIADUCT_CHROMIUM")
+	return ""
+}
+
+// headless runs browser headless with args and returns what it printed on stdout. Its own profile keeps parallel
+// runs apart; --no-sandbox because CI runs as root; sRGB so the screenshot's colours are the stylesheet's.
+func headless(t *testing.T, browser string, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+		"--hide-scrollbars", "--force-color-profile=srgb", "--user-data-dir=" + t.TempDir()}
+	cmd := exec.CommandContext(ctx, browser, append(base, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), "%s %s\nstderr:\n%s", browser, strings.Join(args, " "), stderr.String())
+	return stdout.Bytes()
+}
+
+// screenshotDir is where the screenshot goes: VIADUCT_SCREENSHOT_DIR when set, so CI or a person can look at it,
+// else the test's own directory.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("VIADUCT_SCREENSHOT_DIR"); dir != "" {
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		return dir
+	}
+	return t.TempDir()
+}
+
+// checkScreenshot checks that the screenshot shows the page as styled: the size asked for, the failing rows in
+// their red, the healthy engines' green mark, and text.
+func checkScreenshot(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err)
+	require.Equal(t, image.Rect(0, 0, 1280, 1400), img.Bounds())
+	var failing, ok, dark int
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
+			r, g, b, _ := img.At(x, y).RGBA()
+			r, g, b = r>>8, g>>8, b>>8
+			switch {
+			case r == 0xfd && g == 0xe2 && b == 0xe1:
+				failing++
+			case r == 0xe6 && g == 0xf4 && b == 0xea:
+				ok++
+			case r < 0x60 && g < 0x60 && b < 0x60:
+				dark++
+			}
+		}
+	}
+	t.Logf("screenshot %s: %d failing-red, %d ok-green and %d text pixels", path, failing, ok, dark)
+	require.Greater(t, failing, 20_000, "failing rows are red")
+	require.Greater(t, ok, 1_000, "healthy engines are marked green")
+	require.Greater(t, dark, 5_000, "the page has text")
+}
