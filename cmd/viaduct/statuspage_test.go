@@ -80,7 +80,7 @@ func seedStatus(t *testing.T, pool *pgxpool.Pool) {
 // statusWants are what the seeded database must read as, on the terminal and on the page alike.
 var statusWants = []string{
 	"1 file importing", "1 file imported", "1 file, 2 malformed rows", "7m", // Engine 1, the 7-minute-old import
-	"1 test result", // Engine 2 failed in the last hour (the one two hours ago is not)
+	"1 test result",                // Engine 2 failed in the last hour (the one two hours ago is not)
 	"2 changed index cases", "20m", // Engine 3: waiting since the first change after the hand-off
 	"1 post, 1 given up",
 	"2 domains polled", "1 domain failing", "changes after 2h0m0s ago",
