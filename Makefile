@@ -17,7 +17,7 @@ deps: ## Download the pinned Go modules.
 	$(GO) mod download
 
 .PHONY: demo
-demo: db deps ## Run Engines 1-4 on local stand-ins (S3, SQS, the standalone fake CommCare), then print what arrived where.
+demo: db deps ## The whole story: all five engines on local stand-ins (S3, SQS, the standalone fake CommCare); an export flows to CommCare, a tracer's edit flows back.
 	@mkdir -p bin && $(GO) build -o bin/viaduct ./cmd/viaduct
 	@bin/viaduct fake-commcare --addr 127.0.0.1:0 > bin/fake-commcare.out & fake=$$!; \
 	  trap 'kill $$fake 2>/dev/null; wait $$fake 2>/dev/null' EXIT; \

@@ -7,29 +7,34 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/viaduct-nys/viaduct/pkg/awstest"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
 )
 
-// runDemo is `make demo`: the daemon's real path on local stand-ins. It starts S3 and SQS stand-ins in this process
-// (or uses AWS_ENDPOINT_URL when set) and uses the CommCare stand-in at --commcare-url (`make demo` starts
-// `viaduct fake-commcare`; without the flag one is started in this process). It generates two overlapping ECLRS
-// exports, uploads them and announces them as S3 would, runs Engines 1 to 4 in turn until each is idle, prints the
-// status table, and asks CommCare how many cases arrived in each county's domain.
+// runDemo is `make demo`: the whole story on the daemon's real path, with local stand-ins. It starts S3 and SQS
+// stand-ins in this process (or uses AWS_ENDPOINT_URL when set) and uses the CommCare stand-in at --commcare-url
+// (`make demo` starts `viaduct fake-commcare`; without the flag one is started in this process). It generates two
+// overlapping ECLRS exports, uploads them and announces them as S3 would, and runs all five engines in one daemon,
+// printing the /status URL. Once the exports have reached CommCare, a contact tracer edits a case there; once
+// Engine 5 has merged the edit back, the daemon stops and the demo prints the status table and how many cases
+// arrived in each county's domain.
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c config
 	var rows int
 	s := newOptionSet("demo", "[flags]",
-		"Run Engines 1 to 4 end to end on local stand-ins for S3, SQS and CommCare with generated exports, then print the status table and the cases in each CommCare domain.", getenv)
+		"Run all five engines on local stand-ins for S3, SQS and CommCare: generated exports flow to CommCare, a contact tracer's edit flows back; then print the status table and the cases in each CommCare domain.", getenv)
 	addDatabase(s, &c)
 	addE2(s, &c)
 	s.String(&c.CommCareURL, "commcare-url", "COMMCARE_BASE_URL", "",
@@ -39,7 +44,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	s.String(&c.CommCareRootDomain, "commcare-root-domain", "COMMCARE_ROOT_DOMAIN", commcaretest.DefaultRootDomain,
 		"The stand-in's project space holding the county list.")
 	addLogging(s, &c, "console")
-	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /healthz, /readyz and /metrics while the demo runs; empty disables.")
+	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /status, /riverui/, /metrics, /healthz and /readyz while the demo runs; empty disables.")
 	s.Int(&rows, "rows", "", 20_000, "Rows in each generated export.")
 	s.check(func() error {
 		if rows <= 0 {
@@ -108,14 +113,14 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	c.CommCareTimeout = 30 * time.Second
 	logger.Info("CommCare stand-in", zap.String("url", c.CommCareURL))
 
-	c.Engines[1] = true
-	c.Engines[2] = true
-	c.Engines[3] = true
-	c.Engines[4] = true
+	for n := 1; n <= 5; n++ {
+		c.Engines[n] = true
+	}
 	c.E3BatchSize, c.E3BusyPollInterval, c.E3IdlePollInterval = 500, time.Millisecond, 100*time.Millisecond
 	c.CommCareUsername, c.CommCareUserID, c.CommCarePosting = "viaduct-demo", "viaduct-demo-user-id", true
 	c.E4Concurrency, c.E4JobTimeout, c.E4RetryBase, c.E4RetryCap = 50, time.Minute, time.Second, time.Minute
-	c.UntilIdle = true
+	// A round every few seconds instead of every five minutes, so the tracer's edit comes back while you watch.
+	c.E5Interval, c.E5Overlap, c.E5FirstWindow, c.E5PageSize, c.E5Domains = demoE5Interval, 2*time.Minute, 48*time.Hour, 100, 4
 	c.Migrate = true
 	c.SQSQueueURL = res.QueueURL
 	c.SQSWaitTime = time.Second
@@ -126,11 +131,61 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err := c.validateEngines(); err != nil {
 		return err
 	}
-	hooks := daemonHooks{getenv: getenv, aws: &awsSetup{config: env.AWSConfig, s3: env.S3}}
-	if err := daemon(ctx, &c, logger, hooks); err != nil {
+
+	// The daemon runs as `viaduct run --e1 … --e5` would, until the story is told.
+	ready := make(chan string, 1)
+	daemonCtx, stopDaemon := context.WithCancel(ctx)
+	defer stopDaemon()
+	done := make(chan error, 1)
+	hooks := daemonHooks{getenv: getenv, aws: &awsSetup{config: env.AWSConfig, s3: env.S3}, ready: ready}
+	go func() { done <- daemon(daemonCtx, &c, logger, hooks) }()
+	select {
+	case addr := <-ready:
+		if addr != "" {
+			fmt.Fprintf(stdout, "\nAll five engines are running. Watch them at http://%s/status (River UI at /riverui/, metrics at /metrics).\n\n", addr)
+		}
+	case err := <-done:
+		return fmt.Errorf("the daemon stopped before it started: %w", err)
+	}
+	pool, err := openPool(ctx, c.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	// 1. The exports flow through Engines 1 to 4 into CommCare.
+	settled := func(_ context.Context, r *statusReport) (bool, error) {
+		jobs := r.E4.Jobs
+		return r.E1.Files[eclrs.FileImported]+r.E1.Files[eclrs.FileSkipped]+r.E1.Files[eclrs.FileFailed] >= 2 &&
+			r.E2.Waiting == 0 && r.E3.Waiting == 0 && jobs["completed"] > 0 &&
+			jobs["available"]+jobs["scheduled"]+jobs["running"]+jobs["retryable"] == 0, nil
+	}
+	if err := demoWait(ctx, pool, done, stdout, "the exports to reach CommCare", settled); err != nil {
 		return err
 	}
 
+	// 2. A contact tracer edits one of the cases in CommCare; Engine 5's next round merges the edit back.
+	edited, err := demoTracerEdit(ctx, &c, pool)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nA contact tracer set interview_status=completed on case %s in %s.\n",
+		edited.caseID, edited.domain)
+	back := func(ctx context.Context, _ *statusReport) (bool, error) {
+		var status string
+		err := pool.QueryRow(ctx, `SELECT coalesce(data->>'interview_status', '') FROM index_cases WHERE case_id = $1`,
+			edited.caseID).Scan(&status)
+		return status == demoInterviewStatus, err
+	}
+	if err := demoWait(ctx, pool, done, stdout, "Engine 5 to bring the tracer's edit back", back); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Index case %d now reads interview_status=%s, recorded as updated_from_commcare.\n", edited.id, demoInterviewStatus)
+
+	stopDaemon()
+	if err := <-done; err != nil {
+		return err
+	}
 	fmt.Fprintln(stdout)
 	if err := writeStatus(ctx, c.DatabaseURL, stdout, false); err != nil {
 		return err
@@ -141,6 +196,101 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "\nThe database is %s; `go run ./cmd/viaduct status` shows these counts again.\n", redactURL(c.DatabaseURL))
 	return nil
+}
+
+const (
+	// demoE5Interval is how often the demo's Engine 5 polls CommCare.
+	demoE5Interval = 3 * time.Second
+	// demoInterviewStatus is what the demo's contact tracer records on a case.
+	demoInterviewStatus = "completed"
+	// demoTracerID is the demo's contact tracer: a CommCare user other than Viaduct's, whose edits Engine 5 takes.
+	demoTracerID = "demo-tracer-user-id"
+)
+
+// demoWait waits until cond says the demo can go on, printing where the pipeline stands every few seconds. It
+// fails if the daemon stops or ten minutes pass.
+func demoWait(ctx context.Context, pool *pgxpool.Pool, daemonDone <-chan error, w io.Writer, what string,
+	cond func(context.Context, *statusReport) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	var printed time.Time
+	for {
+		r, err := readStatus(ctx, pool)
+		if err != nil {
+			return err
+		}
+		ok, err := cond(ctx, r)
+		if err != nil {
+			return err
+		}
+		if ok {
+			fmt.Fprintf(w, "done waiting for %s.\n", what)
+			return nil
+		}
+		if time.Since(printed) >= 3*time.Second {
+			printed = time.Now()
+			jobs := r.E4.Jobs
+			fmt.Fprintf(w, "waiting for %s: %d of 2 files imported, %d test results for Engine 2, %d cases for Engine 3, "+
+				"%d jobs for Engine 4, %d posted, %d updated from CommCare (last hour)\n", what,
+				r.E1.Files[eclrs.FileImported], r.E2.Waiting, r.E3.Waiting,
+				jobs["available"]+jobs["scheduled"]+jobs["running"]+jobs["retryable"], r.E4.Posted, r.E5.UpdatedLastHour)
+		}
+		select {
+		case err := <-daemonDone:
+			return fmt.Errorf("the daemon stopped while waiting for %s: %v", what, err)
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// demoEdit is the case the demo's contact tracer edited.
+type demoEdit struct {
+	id             int64
+	caseID, domain string
+}
+
+// demoTracerEdit edits one posted case in CommCare as a contact tracer would: a form from another CommCare user
+// that records the interview, submitted to the case's county domain.
+func demoTracerEdit(ctx context.Context, c *config, pool *pgxpool.Pool) (*demoEdit, error) {
+	var e demoEdit
+	var fips int64
+	err := pool.QueryRow(ctx, `SELECT ic.id, ic.case_id, ic.county_id FROM index_cases ic
+		 WHERE EXISTS (SELECT 1 FROM index_case_events j JOIN events ev ON ev.id = j.event_id
+		                WHERE j.index_case_id = ic.id AND ev.type = $1 AND ev.data ? 'response')
+		 ORDER BY ic.id LIMIT 1`, commcare.EventSendToCommCareSucceeded).Scan(&e.id, &e.caseID, &fips)
+	if err != nil {
+		return nil, fmt.Errorf("finding a case Engine 4 posted: %w", err)
+	}
+	client, err := c.commCareClient()
+	if err != nil {
+		return nil, err
+	}
+	counties, err := client.CountyList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	county, ok := counties.ByFIPS(strconv.FormatInt(fips, 10))
+	if !ok {
+		return nil, fmt.Errorf("county %d is not in CommCare's county list", fips)
+	}
+	e.domain = county.Domain
+	now := time.Now().UTC()
+	form, err := commcare.Form{
+		Cases: []commcare.CaseBlock{{CaseID: e.caseID, DateModified: now, UserID: demoTracerID, CaseType: "patient",
+			Update: map[string]any{"interview_status": demoInterviewStatus}}},
+		Now: now, Username: "demo-tracer", UserID: demoTracerID, InstanceID: commcare.NewInstanceID(),
+	}.XML()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := client.SubmitForm(ctx, e.domain, form); err != nil {
+		return nil, fmt.Errorf("submitting the tracer's form: %w", err)
+	}
+	return &e, nil
 }
 
 // writeCommCareCases asks CommCare, through its case API, how many patient and lab result cases each county's

@@ -152,7 +152,7 @@ func (r *statusReport) engines() []engineLine {
 	}}
 }
 
-// oldestMark is Engine 5's oldest waiting item: the changes after the oldest domain's high-water mark.
+// oldestMark is Engine 5's oldest waiting item: the changes since the oldest domain's high-water mark.
 func (r *statusReport) oldestMark() string {
 	var oldest *time.Time
 	for _, d := range r.E5.Domains {
@@ -163,7 +163,7 @@ func (r *statusReport) oldestMark() string {
 	if oldest == nil {
 		return "-"
 	}
-	return "changes after " + waitedSince(oldest, r.AsOf.Sub(*oldest).Seconds())
+	return "changes since " + waitedSince(oldest, r.AsOf.Sub(*oldest).Seconds())
 }
 
 // countLine is one row of the detailed counts, below the overview.

@@ -83,7 +83,7 @@ var statusWants = []string{
 	"1 test result",                // Engine 2 failed in the last hour (the one two hours ago is not)
 	"2 changed index cases", "20m", // Engine 3: waiting since the first change after the hand-off
 	"1 post, 1 given up",
-	"2 domains polled", "1 domain failing", "changes after 2h0m0s ago",
+	"2 domains polled", "1 domain failing", "changes since 2h0m0s ago",
 	"header is not an ECLRS header",
 	"malformed rows: field PATIENT_DOB",
 	"request_accession_number is empty",

@@ -189,19 +189,19 @@ func (e *Engine) Round(ctx context.Context) error {
 			defer mu.Unlock()
 			res.Domains++
 			res.add(stats)
-			if err != nil {
+			if err != nil && ctx.Err() == nil {
 				res.Failed++
-				if ctx.Err() == nil {
-					e.logger.Warn("reading a domain failed; it is read again next round", zap.String("domain", county.Domain),
-						zap.Error(err))
-				}
+				e.logger.Warn("reading a domain failed; it is read again next round", zap.String("domain", county.Domain),
+					zap.Error(err))
 			}
 		}()
 	}
 	wg.Wait()
 	fields := append([]zap.Field{zap.Int("domains", res.Domains), zap.Int("domains_failed", res.Failed),
 		zap.Duration("elapsed", time.Since(start).Round(time.Millisecond))}, res.fields()...)
-	if res.Created+res.Updated > 0 || res.Failed > 0 {
+	if ctx.Err() != nil {
+		e.logger.Info("CommCare round interrupted by the stop; the next round reads the rest", fields...)
+	} else if res.Created+res.Updated > 0 || res.Failed > 0 {
 		e.logger.Info("CommCare round done", fields...)
 	} else {
 		e.logger.Debug("CommCare round done", fields...)

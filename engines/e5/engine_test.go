@@ -219,6 +219,29 @@ func TestFailingDomainKeepsItsMarkAndBlocksNoOther(t *testing.T) {
 	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM index_cases WHERE case_id = 'm-1'`))
 }
 
+func TestStopIsNotAFailure(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, commcaretest.Options{})
+	f.cc.PutCase(midsomer, patient("m-1", "Ada", "One", "1990-01-01", nil))
+	f.cc.Fail(http.MethodGet, "/a/"+midsomer+"/api/v0.5/case/", commcaretest.Fault{Delay: time.Minute, Times: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.engine(t, nil).Round(ctx) }()
+	require.Eventually(t, func() bool {
+		return f.count(t, `SELECT count(*) FROM commcare_sync_marks WHERE domain = $1 AND round_started_at IS NOT NULL`,
+			midsomer) == 1
+	}, 10*time.Second, 10*time.Millisecond, "the round started reading Midsomer")
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+
+	var highWater *time.Time
+	var lastError *string
+	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
+		`SELECT high_water, last_error FROM commcare_sync_marks WHERE domain = $1`, midsomer).Scan(&highWater, &lastError))
+	require.Nil(t, highWater, "an interrupted round does not move the mark")
+	require.Nil(t, lastError, "a stop is not the domain's failure")
+}
+
 func TestTwoDaemonsNeverPollAtOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, commcaretest.Options{})

@@ -65,6 +65,10 @@ func (e *Engine) pollDomain(ctx context.Context, county commcare.County) (Stats,
 		}
 		q.Offset += len(p.Objects)
 	}
+	if err != nil && ctx.Err() != nil {
+		// Stopping is not a failure of the domain: its mark stays and the next round reads the rest.
+		return stats, ctx.Err()
+	}
 	if err != nil {
 		return stats, errors.Join(err, e.failRound(ctx, county.Domain, err))
 	}
