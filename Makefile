@@ -56,6 +56,10 @@ fuzz: ## Fuzz everything that reads outside input, 30 seconds each.
 	$(GO) test -run '^$$' -fuzz FuzzFormXML -fuzztime 30s ./pkg/commcare
 	$(GO) test -run '^$$' -fuzz FuzzParseForm -fuzztime 30s ./pkg/commcare/commcaretest
 
+.PHONY: bench-e5
+bench-e5: db ## Benchmark Engine 5 pulling 100,000 changed cases from 10 domains of the fake CommCare at 10 ms per request; print cases/s.
+	$(GO) test -tags bench -run TestBenchE5 -v -count=1 -timeout 30m ./engines/e5
+
 .PHONY: bench-e4
 bench-e4: db ## Benchmark Engine 4 posting 20,000 cases to the fake CommCare at 20 ms per request; print posts/s and job latency.
 	$(GO) test -tags bench -run TestBenchE4 -v -count=1 -timeout 30m ./engines/e4

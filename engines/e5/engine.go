@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
@@ -83,7 +84,8 @@ type CommCare interface {
 
 // Deps are Engine 5's collaborators.
 type Deps struct {
-	// Pool is the database.
+	// Pool is the database. A round also opens one connection of its own, with the pool's settings, to hold the
+	// round's lock.
 	Pool *pgxpool.Pool
 	// CommCare is where changed cases are read.
 	CommCare CommCare
@@ -212,12 +214,19 @@ func (e *Engine) Round(ctx context.Context) error {
 // leaderLockKey is the session advisory lock a daemon holds while it runs a round.
 var leaderLockKey = commcare.LockKey("viaduct:e5:round")
 
-// lead takes the leader lock on a connection of its own: without waiting (a round is skipped when another daemon
-// runs one), or, with UntilIdle, waiting for it. release gives it back.
+// lead takes the leader lock on a connection opened for it outside the pool, so that a round's merges have every
+// pooled connection: without waiting (a round is skipped when another daemon runs one), or, with UntilIdle, waiting
+// for it. release gives it back.
 func (e *Engine) lead(ctx context.Context) (release func(), ok bool, err error) {
-	conn, err := e.deps.Pool.Acquire(ctx)
+	conn, err := pgx.ConnectConfig(ctx, e.deps.Pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return nil, false, fmt.Errorf("taking a connection for the round: %w", err)
+		return nil, false, fmt.Errorf("connecting for the round lock: %w", err)
+	}
+	closeConn := func() {
+		// Ending the session releases its lock, even when the unlock could not be sent.
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
 	}
 	if e.config.UntilIdle {
 		_, err = conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, leaderLockKey)
@@ -226,19 +235,11 @@ func (e *Engine) lead(ctx context.Context) (release func(), ok bool, err error) 
 		err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&ok)
 	}
 	if err != nil || !ok {
-		conn.Release()
+		closeConn()
 		if err != nil {
 			return nil, false, fmt.Errorf("taking the round lock: %w", err)
 		}
 		return nil, false, nil
 	}
-	return func() {
-		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(unlockCtx, `SELECT pg_advisory_unlock($1)`, leaderLockKey); err != nil {
-			// A connection that still holds the lock must not go back to the pool.
-			_ = conn.Conn().Close(unlockCtx)
-		}
-		conn.Release()
-	}, true, nil
+	return closeConn, true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -119,21 +120,12 @@ var errUnknown = errors.New("unknown case")
 
 // mergeKnown merges c into the index case with its case id, under the person's lock and the row's.
 func (e *Engine) mergeKnown(ctx context.Context, tx pgx.Tx, c *commcare.Case) (outcome, error) {
-	var id int64
-	err := tx.QueryRow(ctx, `SELECT id FROM index_cases WHERE case_id = $1`, c.CaseID).Scan(&id)
+	id, data, closed, err := commcare.FindAndLockIndexCase(ctx, tx, c.CaseID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, errUnknown
 	}
 	if err != nil {
-		return 0, fmt.Errorf("looking up case %s: %w", c.CaseID, err)
-	}
-	if err := commcare.LockIndexCase(ctx, tx, id); err != nil {
 		return 0, err
-	}
-	var data map[string]any
-	var closed bool
-	if err := tx.QueryRow(ctx, `SELECT data, closed FROM index_cases WHERE id = $1`, id).Scan(&data, &closed); err != nil {
-		return 0, fmt.Errorf("reading case %s: %w", c.CaseID, err)
 	}
 	_, changed, err := commcare.MergeIntoIndexCase(ctx, tx, id, data, closed, c)
 	if err != nil {
@@ -159,13 +151,12 @@ func (e *Engine) create(ctx context.Context, tx pgx.Tx, c *commcare.Case, fips i
 	if err := commcare.LockIdentities(ctx, tx, []int64{commcare.NameLock(dob, last, first)}); err != nil {
 		return 0, err
 	}
+	// Found or made in one statement: under the identity lock nobody else makes this person meanwhile.
 	var personID int64
-	err = tx.QueryRow(ctx, `SELECT id FROM people WHERE dob = $1 AND name_last = $2 AND name_first = $3`,
-		dob, last, first).Scan(&personID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = tx.QueryRow(ctx, `INSERT INTO people (patient_keys, data, name_first, name_last, dob)
-			VALUES ('{}', '{}', $1, $2, $3) RETURNING id`, first, last, dob).Scan(&personID)
-	}
+	err = tx.QueryRow(ctx, `WITH found AS (SELECT id FROM people WHERE dob = $1 AND name_last = $2 AND name_first = $3),
+		made AS (INSERT INTO people (patient_keys, data, name_first, name_last, dob)
+			SELECT '{}', '{}', $3, $2, $1 WHERE NOT EXISTS (SELECT FROM found) RETURNING id)
+		SELECT id FROM found UNION ALL SELECT id FROM made`, dob, last, first).Scan(&personID)
 	if err != nil {
 		return 0, fmt.Errorf("finding the person of case %s: %w", c.CaseID, err)
 	}
@@ -176,26 +167,30 @@ func (e *Engine) create(ctx context.Context, tx pgx.Tx, c *commcare.Case, fips i
 	if t, err := commcare.ParseTime(c.DateModified); err == nil {
 		modified = t
 	}
-	var id int64
-	err = tx.QueryRow(ctx, `INSERT INTO index_cases (person_id, county_id, case_id, data, closed, commcare_date_modified)
-		VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, personID, fips, c.CaseID, c.Properties, c.Closed, modified).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("creating case %s: %w", c.CaseID, err)
+	var labIDs, accessions []string
+	var labData []map[string]any
+	for _, childID := range slices.Sorted(maps.Keys(c.ChildCases)) {
+		child := c.ChildCases[childID]
+		if accession := child.Property("accession_number"); child.Type() == "lab_result" && accession != "" {
+			labIDs = append(labIDs, childID)
+			accessions = append(accessions, accession)
+			labData = append(labData, child.Properties)
+		}
 	}
-	labs := 0
-	for childID, child := range c.ChildCases {
-		accession := child.Property("accession_number")
-		if child.Type() != "lab_result" || accession == "" {
-			continue
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO lab_results (index_case_id, case_id, accession_number, data)
-			VALUES ($1, $2, $3, $4)`, id, childID, accession, child.Properties); err != nil {
-			return 0, fmt.Errorf("creating lab result %s of case %s: %w", childID, c.CaseID, err)
-		}
-		labs++
+	// The case and its lab results in one statement, since each round trip is a good part of a merge's cost.
+	var id int64
+	err = tx.QueryRow(ctx, `WITH ic AS (
+			INSERT INTO index_cases (person_id, county_id, case_id, data, closed, commcare_date_modified)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id),
+		lr AS (INSERT INTO lab_results (index_case_id, case_id, accession_number, data)
+			SELECT ic.id, l.case_id, l.accession_number, l.data
+			  FROM ic, unnest($7::text[], $8::text[], $9::jsonb[]) AS l (case_id, accession_number, data))
+		SELECT id FROM ic`, personID, fips, c.CaseID, c.Properties, c.Closed, modified, labIDs, accessions, labData).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("creating case %s with its lab results: %w", c.CaseID, err)
 	}
 	if _, err := commcare.RecordEvent(ctx, tx, id, commcare.EventRetrievedFromCommCare,
-		map[string]any{"domain": c.Domain, "lab_results": labs}, ""); err != nil {
+		map[string]any{"domain": c.Domain, "lab_results": len(labIDs)}, ""); err != nil {
 		return 0, err
 	}
 	return outcomeCreated, nil

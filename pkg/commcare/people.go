@@ -41,6 +41,27 @@ func LockIndexCase(ctx context.Context, tx DBTX, id int64, others ...int64) erro
 	return nil
 }
 
+// FindAndLockIndexCase finds the index case with CommCare case id caseID and locks it as LockIndexCase does, its
+// person's lock and then its row's, reading its data and closed flag with the row lock (which waits for, and then
+// reads, the row's newest committed version): three round trips where finding, locking and reading take five. It
+// returns pgx.ErrNoRows when there is no such case.
+func FindAndLockIndexCase(ctx context.Context, tx DBTX, caseID string) (id int64, data map[string]any, closed bool,
+	err error) {
+	var personID int64
+	err = tx.QueryRow(ctx, `SELECT id, person_id FROM index_cases WHERE case_id = $1`, caseID).Scan(&id, &personID)
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("finding index case %s: %w", caseID, err)
+	}
+	if err := LockPeople(ctx, tx, []int64{personID}); err != nil {
+		return 0, nil, false, err
+	}
+	err = tx.QueryRow(ctx, `SELECT data, closed FROM index_cases WHERE id = $1 FOR UPDATE`, id).Scan(&data, &closed)
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("locking index case %s: %w", caseID, err)
+	}
+	return id, data, closed, nil
+}
+
 // NameLock and KeyLock are the advisory lock keys of a person identity: a date of birth with the upper-cased last
 // name and first token of the first name, or a patient key. Every engine that may create a person (Engine 2 from
 // test results, Engine 5 from CommCare) takes them with LockIdentities before it looks the person up, so two

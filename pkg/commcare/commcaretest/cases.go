@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -82,12 +83,17 @@ func (s *Server) putCase(domain string, c commcare.Case) {
 	}
 }
 
-// storeCase puts c into domain's cases, taking its id away from any other domain.
+// storeCase puts c into domain's cases, taking its id away from any other domain. Stored cases are never changed
+// in place: every change stores a new copy through here.
 func (s *Server) storeCase(domain string, c *commcare.Case) {
-	if old, ok := s.caseDomain[c.CaseID]; ok && old != domain {
-		delete(s.cases[old], c.CaseID)
-		if len(s.cases[old]) == 0 {
-			delete(s.cases, old)
+	if old, ok := s.caseDomain[c.CaseID]; ok {
+		s.unindexChild(old, s.cases[old][c.CaseID])
+		delete(s.listed, old)
+		if old != domain {
+			delete(s.cases[old], c.CaseID)
+			if len(s.cases[old]) == 0 {
+				delete(s.cases, old)
+			}
 		}
 	}
 	if s.cases[domain] == nil {
@@ -95,6 +101,41 @@ func (s *Server) storeCase(domain string, c *commcare.Case) {
 	}
 	s.cases[domain][c.CaseID] = c
 	s.caseDomain[c.CaseID] = domain
+	s.indexChild(domain, c)
+	delete(s.listed, domain)
+}
+
+// indexChild records in domain's child index that c indexes each case its indices name.
+func (s *Server) indexChild(domain string, c *commcare.Case) {
+	for _, ix := range c.Indices {
+		if ix.CaseID == "" {
+			continue
+		}
+		if s.children[domain] == nil {
+			s.children[domain] = make(map[string][]string)
+		}
+		ids := s.children[domain][ix.CaseID]
+		if i, found := slices.BinarySearch(ids, c.CaseID); !found {
+			s.children[domain][ix.CaseID] = slices.Insert(ids, i, c.CaseID)
+		}
+	}
+}
+
+// unindexChild takes c, as stored in domain, out of domain's child index.
+func (s *Server) unindexChild(domain string, c *commcare.Case) {
+	for _, ix := range c.Indices {
+		ids := s.children[domain][ix.CaseID]
+		if i, found := slices.BinarySearch(ids, c.CaseID); found {
+			if ids = slices.Delete(ids, i, i+1); len(ids) == 0 {
+				delete(s.children[domain], ix.CaseID)
+			} else {
+				s.children[domain][ix.CaseID] = ids
+			}
+		}
+	}
+	if len(s.children[domain]) == 0 {
+		delete(s.children, domain)
+	}
 }
 
 // Cases returns domain's cases sorted by case id, without child_cases; changing them does not change the server's.
@@ -177,20 +218,10 @@ func (s *Server) stamp() time.Time {
 	return t
 }
 
-// childIndex maps each case id of domain to the ids of the cases indexing it, sorted. The caller holds s.mu.
+// childIndex maps each case id of domain to the ids of the cases indexing it, sorted. The caller holds s.mu and
+// only reads it.
 func (s *Server) childIndex(domain string) map[string][]string {
-	index := make(map[string][]string)
-	for id, c := range s.cases[domain] {
-		for _, ix := range c.Indices {
-			if ix.CaseID != "" && !slices.Contains(index[ix.CaseID], id) {
-				index[ix.CaseID] = append(index[ix.CaseID], id)
-			}
-		}
-	}
-	for _, ids := range index {
-		slices.Sort(ids)
-	}
-	return index
+	return s.children[domain]
 }
 
 // withChildren returns a copy of c with child_cases filled in from index, as CommCare does for child_cases__full:
@@ -272,17 +303,46 @@ func parseCaseFilter(q url.Values) (caseFilter, error) {
 	return f, nil
 }
 
-func (f caseFilter) match(c *commcare.Case) bool {
+func (f caseFilter) match(e listEntry) bool {
+	c := e.c
 	switch {
 	case f.externalID != "" && commcare.PropertyText(c.Properties["external_id"]) != f.externalID,
-		f.caseType != "" && c.Type() != f.caseType,
+		f.caseType != "" && e.caseType != f.caseType,
 		f.ownerID != "" && commcare.PropertyText(c.Properties["owner_id"]) != f.ownerID:
 		return false
-	case !f.serverModifiedStart.IsZero() && parsedTime(c.ServerDateModified).Before(f.serverModifiedStart),
-		!f.indexedOnStart.IsZero() && parsedTime(c.IndexedOn).Before(f.indexedOnStart):
+	case !f.serverModifiedStart.IsZero() && e.serverModified.Before(f.serverModifiedStart),
+		!f.indexedOnStart.IsZero() && e.indexedOn.Before(f.indexedOnStart):
 		return false
 	}
 	return true
+}
+
+// listEntry is a stored case with its type and timestamps read once, for listing.
+type listEntry struct {
+	c                         *commcare.Case
+	caseType                  string
+	serverModified, indexedOn time.Time
+}
+
+// listOrder returns domain's cases in the order the case list serves them, so that pages neither skip nor repeat
+// cases while nothing changes: by server_date_modified, then case id. The caller holds s.mu and only reads it.
+func (s *Server) listOrder(domain string) []listEntry {
+	if entries, ok := s.listed[domain]; ok {
+		return entries
+	}
+	entries := make([]listEntry, 0, len(s.cases[domain]))
+	for _, c := range s.cases[domain] {
+		entries = append(entries, listEntry{c: c, caseType: c.Type(), serverModified: parsedTime(c.ServerDateModified),
+			indexedOn: parsedTime(c.IndexedOn)})
+	}
+	slices.SortFunc(entries, func(a, b listEntry) int {
+		if c := a.serverModified.Compare(b.serverModified); c != 0 {
+			return c
+		}
+		return strings.Compare(a.c.CaseID, b.c.CaseID)
+	})
+	s.listed[domain] = entries
+	return entries
 }
 
 // parsedTime reads a stored timestamp; a seeded one CommCare could not have written sorts first.
@@ -299,25 +359,24 @@ func (s *Server) serveCaseList(w http.ResponseWriter, r *http.Request, domain st
 	}
 
 	s.mu.Lock()
-	var matched []*commcare.Case
-	for _, c := range s.cases[domain] {
-		if f.match(c) {
-			matched = append(matched, c)
+	entries := s.listOrder(domain)
+	// Nothing before the first case modified at or after the start can match.
+	entries = entries[sort.Search(len(entries), func(i int) bool {
+		return !entries[i].serverModified.Before(f.serverModifiedStart)
+	}):]
+	var page []*commcare.Case
+	matched := 0
+	for _, e := range entries {
+		if !f.match(e) {
+			continue
 		}
+		if matched >= f.offset && matched-f.offset < f.limit {
+			page = append(page, e.c)
+		}
+		matched++
 	}
-	// Ordered so that pages neither skip nor repeat cases while nothing changes.
-	slices.SortFunc(matched, func(a, b *commcare.Case) int {
-		if c := parsedTime(a.ServerDateModified).Compare(parsedTime(b.ServerDateModified)); c != 0 {
-			return c
-		}
-		return strings.Compare(a.CaseID, b.CaseID)
-	})
-	page := matched[min(f.offset, len(matched)):min(f.offset+f.limit, len(matched))]
 	objects := make([]commcare.Case, 0, len(page))
-	var index map[string][]string
-	if f.childCases {
-		index = s.childIndex(domain)
-	}
+	index := s.childIndex(domain)
 	for _, c := range page {
 		if f.childCases {
 			objects = append(objects, s.withChildren(domain, *c, index))
@@ -327,8 +386,8 @@ func (s *Server) serveCaseList(w http.ResponseWriter, r *http.Request, domain st
 	}
 	s.mu.Unlock()
 
-	meta := commcare.CasePageMeta{Limit: f.limit, Offset: f.offset, TotalCount: len(matched)}
-	if f.offset+f.limit < len(matched) {
+	meta := commcare.CasePageMeta{Limit: f.limit, Offset: f.offset, TotalCount: matched}
+	if f.offset+f.limit < matched {
 		next := pageLink(r.URL.RawQuery, f.limit, f.offset+f.limit)
 		meta.Next = &next
 	}

@@ -324,6 +324,34 @@ func TestCaseList(t *testing.T) {
 			ids(listCases(t, s, midsomer, "?indexed_on_start=2020-06-01T00:00:03&type=patient").Objects))
 	})
 
+	t.Run("FollowsChanges", func(t *testing.T) {
+		t.Parallel()
+		s, _ := startTest(t, commcaretest.Options{})
+		seed(s, 3)
+		lab := commcare.Case{CaseID: "lab", Properties: map[string]any{"case_type": "lab_result"},
+			Indices: map[string]commcare.CaseIndex{"parent": {CaseID: "case-00", CaseType: "patient"}}}
+		s.PutCase(midsomer, lab)
+		page := listCases(t, s, midsomer, "?type=patient&child_cases__full=true")
+		require.Equal(t, []string{"case-00", "case-01", "case-02"}, ids(page.Objects))
+		require.Equal(t, []string{"lab"}, keys(page.Objects[0].ChildCases))
+
+		// An edited case lists last; a child given another parent is listed with that one only.
+		require.NoError(t, s.UpdateCase(midsomer, "case-00", map[string]string{"interviewed": "yes"}, "worker"))
+		lab.Indices = map[string]commcare.CaseIndex{"parent": {CaseID: "case-01", CaseType: "patient"}}
+		s.PutCase(midsomer, lab)
+		page = listCases(t, s, midsomer, "?type=patient&child_cases__full=true")
+		require.Equal(t, []string{"case-01", "case-02", "case-00"}, ids(page.Objects))
+		require.Equal(t, []string{"lab"}, keys(page.Objects[0].ChildCases))
+		require.Empty(t, page.Objects[2].ChildCases)
+		require.Equal(t, "yes", page.Objects[2].Property("interviewed"))
+
+		// A child moved to another domain leaves its parent's child cases.
+		s.PutCase(yggdrasil, lab)
+		page = listCases(t, s, midsomer, "?type=patient&child_cases__full=true")
+		require.Empty(t, page.Objects[0].ChildCases)
+		require.Equal(t, 3, page.Meta.TotalCount)
+	})
+
 	t.Run("ServerClockOrder", func(t *testing.T) {
 		t.Parallel()
 		s, clk := startTest(t, commcaretest.Options{})

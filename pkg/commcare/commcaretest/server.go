@@ -157,6 +157,11 @@ type Server struct {
 	// ids are unique across domains and a form may not touch another domain's case.
 	cases      map[string]map[string]*commcare.Case
 	caseDomain map[string]string
+	// children maps, per domain, a case id to the sorted ids of that domain's cases indexing it; listed holds each
+	// domain's cases in list order. storeCase, the one place cases change, keeps children current and drops listed,
+	// so that a case list request does not parse, sort and index the whole domain again.
+	children   map[string]map[string][]string
+	listed     map[string][]listEntry
 	forms      map[string][]Form
 	instances  map[string]map[string]bool // instanceIDs applied, by domain
 	duplicates int
@@ -183,6 +188,8 @@ func NewServer(opts Options) *Server {
 		childCaseTypeField: opts.ChildCaseTypeField,
 		cases:              make(map[string]map[string]*commcare.Case),
 		caseDomain:         make(map[string]string),
+		children:           make(map[string]map[string][]string),
+		listed:             make(map[string][]listEntry),
 		forms:              make(map[string][]Form),
 		instances:          make(map[string]map[string]bool),
 	}
