@@ -199,7 +199,8 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		if err != nil {
 			return err
 		}
-		engine, err := e5.New(c.e5Config(), e5.Deps{Pool: pool, CommCare: client, Counties: counties, Logger: logger.Named("e5")})
+		engine, err := e5.New(c.e5Config(), e5.Deps{Pool: pool, CommCare: client, Counties: counties, Logger: logger.Named("e5"),
+			Metrics: e5.NewMetrics(reg)})
 		if err != nil {
 			return err
 		}

@@ -95,6 +95,8 @@ type Deps struct {
 	Logger *zap.Logger
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
+	// Metrics records what Engine 5 does; nil records nothing.
+	Metrics *Metrics
 }
 
 // Engine is Engine 5, the CommCare extractor.
@@ -199,8 +201,10 @@ func (e *Engine) Round(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	elapsed := time.Since(start)
+	e.deps.Metrics.observeRound(res, ctx.Err() != nil, elapsed, time.Now())
 	fields := append([]zap.Field{zap.Int("domains", res.Domains), zap.Int("domains_failed", res.Failed),
-		zap.Duration("elapsed", time.Since(start).Round(time.Millisecond))}, res.fields()...)
+		zap.Duration("elapsed", elapsed.Round(time.Millisecond))}, res.fields()...)
 	if ctx.Err() != nil {
 		e.logger.Info("CommCare round interrupted by the stop; the next round reads the rest", fields...)
 	} else if res.Created+res.Updated > 0 || res.Failed > 0 {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
@@ -29,12 +31,14 @@ type fixture struct {
 	client   *commcare.Client
 	counties *commcare.CountyList
 	now      time.Time // the engine's clock
+	metrics  *Metrics  // every engine of the fixture records here
 }
 
 func newFixture(t *testing.T, opts commcaretest.Options) *fixture {
 	t.Helper()
 	opts.Counties = commcaretest.TestCounties()
-	f := &fixture{db: pgtest.New(t), cc: commcaretest.StartTest(t, opts), now: time.Now().UTC()}
+	f := &fixture{db: pgtest.New(t), cc: commcaretest.StartTest(t, opts), now: time.Now().UTC(),
+		metrics: NewMetrics(prometheus.NewRegistry())}
 	cfg := f.cc.ClientConfig()
 	cfg.GetRetryFor = -1
 	var err error
@@ -56,9 +60,20 @@ func (f *fixture) engine(t *testing.T, adjust func(*Config)) *Engine {
 		adjust(&cfg)
 	}
 	e, err := New(cfg, Deps{Pool: f.db.Pool, CommCare: f.client, Counties: f, Logger: zaptest.NewLogger(t),
-		Now: func() time.Time { return f.now }})
+		Now: func() time.Time { return f.now }, Metrics: f.metrics})
 	require.NoError(t, err)
 	return e
+}
+
+// value reads a counter or gauge.
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var out dto.Metric
+	require.NoError(t, m.Write(&out))
+	if out.Counter != nil {
+		return out.Counter.GetValue()
+	}
+	return out.Gauge.GetValue()
 }
 
 // patient is a CommCare patient case with lab result children, one per accession number.
@@ -213,10 +228,16 @@ func TestFailingDomainKeepsItsMarkAndBlocksNoOther(t *testing.T) {
 	require.NotNil(t, marks[yggdrasil].HighWater)
 	require.Empty(t, marks[yggdrasil].LastError)
 	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM index_cases WHERE case_id = 'y-1'`))
+	require.Equal(t, 1.0, value(t, f.metrics.rounds.WithLabelValues("failed")))
+	require.Equal(t, 1.0, value(t, f.metrics.domains.WithLabelValues("failed")))
+	require.Zero(t, value(t, f.metrics.lastComplete), "no round has read every domain yet")
 
 	// The next round reads the failed domain again.
 	require.NoError(t, f.engine(t, nil).Round(context.Background()))
 	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM index_cases WHERE case_id = 'm-1'`))
+	require.Equal(t, 1.0, value(t, f.metrics.rounds.WithLabelValues("ok")))
+	require.Equal(t, 2.0, value(t, f.metrics.cases.WithLabelValues("created")), "y-1, then m-1")
+	require.Positive(t, value(t, f.metrics.lastComplete))
 }
 
 func TestStopIsNotAFailure(t *testing.T) {
@@ -240,6 +261,8 @@ func TestStopIsNotAFailure(t *testing.T) {
 		`SELECT high_water, last_error FROM commcare_sync_marks WHERE domain = $1`, midsomer).Scan(&highWater, &lastError))
 	require.Nil(t, highWater, "an interrupted round does not move the mark")
 	require.Nil(t, lastError, "a stop is not the domain's failure")
+	require.Equal(t, 1.0, value(t, f.metrics.rounds.WithLabelValues("interrupted")))
+	require.Zero(t, value(t, f.metrics.domains.WithLabelValues("failed")))
 }
 
 func TestTwoDaemonsNeverPollAtOnce(t *testing.T) {

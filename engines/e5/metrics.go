@@ -1,0 +1,70 @@
+package e5
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are Engine 5's Prometheus metrics. A nil *Metrics records nothing.
+type Metrics struct {
+	rounds       *prometheus.CounterVec
+	roundSeconds prometheus.Histogram
+	domains      *prometheus.CounterVec
+	cases        *prometheus.CounterVec
+	lastComplete prometheus.Gauge
+}
+
+// NewMetrics creates Engine 5's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		rounds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "viaduct", Subsystem: "e5", Name: "rounds_total",
+			Help: "Rounds this daemon ran, by result: ok (every domain read), failed (some domain failed), interrupted (stopped).",
+		}, []string{"result"}),
+		roundSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "viaduct", Subsystem: "e5", Name: "round_seconds",
+			Help:    "Time per round over every participating domain.",
+			Buckets: prometheus.ExponentialBuckets(0.25, 2, 12),
+		}),
+		domains: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "viaduct", Subsystem: "e5", Name: "domain_reads_total",
+			Help: "Domains read by result: ok or failed (read again next round).",
+		}, []string{"result"}),
+		cases: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "viaduct", Subsystem: "e5", Name: "cases_total",
+			Help: "Changed cases read by outcome: created, updated, unchanged, own_post (Viaduct's own, skipped), skipped (by the import rules), failed.",
+		}, []string{"outcome"}),
+		lastComplete: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "viaduct", Subsystem: "e5", Name: "last_round_ok_timestamp_seconds",
+			Help: "When this daemon last finished a round with every domain read: alert when it falls behind.",
+		}),
+	}
+	reg.MustRegister(m.rounds, m.roundSeconds, m.domains, m.cases, m.lastComplete)
+	return m
+}
+
+func (m *Metrics) observeRound(res RoundResult, interrupted bool, d time.Duration, end time.Time) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	switch {
+	case interrupted:
+		result = "interrupted"
+	case res.Failed > 0:
+		result = "failed"
+	default:
+		m.lastComplete.Set(float64(end.Unix()))
+	}
+	m.rounds.WithLabelValues(result).Inc()
+	if !interrupted {
+		m.roundSeconds.Observe(d.Seconds())
+		m.domains.WithLabelValues("ok").Add(float64(res.Domains - res.Failed))
+		m.domains.WithLabelValues("failed").Add(float64(res.Failed))
+	}
+	for outcome, n := range map[string]int{"created": res.Created, "updated": res.Updated, "unchanged": res.Unchanged,
+		"own_post": res.Own, "skipped": res.Skipped, "failed": res.Stats.Failed} {
+		m.cases.WithLabelValues(outcome).Add(float64(n))
+	}
+}
