@@ -24,7 +24,7 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
 
-// defaultDatabaseURL is the local PostgreSQL that `make demo` starts, with trust authentication.
+// defaultDatabaseURL is the local PostgreSQL that `make db` starts, with trust authentication.
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/viaduct?sslmode=disable"
 
 // config is everything the daemon and its subcommands are configured with. Each field's flag, environment variable
@@ -81,10 +81,15 @@ type config struct {
 }
 
 func addDatabase(s *optionSet, c *config) {
-	s.String(&c.DatabaseURL, "database-url", "DATABASE_URL", defaultDatabaseURL, "PostgreSQL connection URL.")
+	addDatabaseAs(s, c, "DATABASE_URL", defaultDatabaseURL, "PostgreSQL connection URL.")
+}
+
+// addDatabaseAs declares --database-url with its own environment variable, default and help.
+func addDatabaseAs(s *optionSet, c *config, env, def, help string) {
+	s.String(&c.DatabaseURL, "database-url", env, def, help)
 	s.check(func() error {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			return errors.New("--database-url (DATABASE_URL) must be a postgres:// URL")
+			return fmt.Errorf("--database-url (%s) must be a postgres:// URL", env)
 		}
 		return nil
 	})

@@ -265,7 +265,8 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		srv = &http.Server{Handler: newOpsHandler(pool, reg, ui), ReadHeaderTimeout: 10 * time.Second}
 		httpDone = make(chan error, 1)
 		go func() { httpDone <- srv.Serve(ln) }()
-		logger.Info("serving health, readiness and metrics", zap.String("addr", ln.Addr().String()))
+		logger.Info("serving the status page, River UI, metrics, health and readiness", zap.String("addr", ln.Addr().String()),
+			zap.String("status_url", "http://"+ln.Addr().String()+"/status"))
 		if ready != nil {
 			ready <- ln.Addr().String()
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -35,7 +34,10 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	var rows int
 	s := newOptionSet("demo", "[flags]",
 		"Run all five engines on local stand-ins for S3, SQS and CommCare: generated exports flow to CommCare, a contact tracer's edit flows back; then print the status table and the cases in each CommCare domain.", getenv)
-	addDatabase(s, &c)
+	// Its own variable, so a DATABASE_URL in the environment (perhaps a real one) is never the demo's.
+	addDatabaseAs(s, &c, "VIADUCT_DEMO_DATABASE_URL", demoDatabaseURL,
+		"PostgreSQL database for the demo: dropped and created afresh on every run when it is named "+demoDatabase+
+			", else created when missing and required to hold no imports.")
 	addE2(s, &c)
 	s.String(&c.CommCareURL, "commcare-url", "COMMCARE_BASE_URL", "",
 		"The CommCare stand-in to use (`viaduct fake-commcare`); empty starts one in this process.")
@@ -58,7 +60,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	logger := newLogger(&c, stderr)
 	defer logger.Sync() //nolint:errcheck
 
-	if err := ensureDatabase(ctx, c.DatabaseURL, logger); err != nil {
+	if err := prepareDemoDatabase(ctx, c.DatabaseURL, logger); err != nil {
 		return err
 	}
 	env, stop, err := awstest.Start(ctx)
@@ -194,7 +196,8 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err := writeCommCareCases(ctx, &c, stdout); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nThe database is %s; `go run ./cmd/viaduct status` shows these counts again.\n", redactURL(c.DatabaseURL))
+	fmt.Fprintf(stdout, "\nThe database is %[1]s; `go run ./cmd/viaduct status --database-url '%[1]s'` shows these counts again.\n",
+		redactURL(c.DatabaseURL))
 	return nil
 }
 
@@ -333,17 +336,22 @@ func writeCommCareCases(ctx context.Context, c *config, w io.Writer) error {
 	return tw.Flush()
 }
 
-// ensureDatabase creates the database named in databaseURL when the server does not have it yet, so the demo needs
-// nothing but a running server.
-func ensureDatabase(ctx context.Context, databaseURL string, logger *zap.Logger) error {
+const (
+	// demoDatabase is the demo's own database, made afresh on every run so the story starts from nothing.
+	demoDatabase = "viaduct_demo"
+	// demoDatabaseURL is demoDatabase on the local PostgreSQL that `make db` starts.
+	demoDatabaseURL = "postgres://postgres@127.0.0.1:5432/" + demoDatabase + "?sslmode=disable"
+)
+
+// prepareDemoDatabase gives the demo an empty database: demoDatabase is dropped and created again; any other is
+// created when missing and refused when it already holds imports, since the demo's story needs a clean slate and
+// must never drop a database it does not own.
+func prepareDemoDatabase(ctx context.Context, databaseURL string, logger *zap.Logger) error {
 	u, err := url.Parse(databaseURL)
 	if err != nil {
 		return fmt.Errorf("parsing the database URL: %w", err)
 	}
 	name := strings.TrimPrefix(u.Path, "/")
-	if name == "" || name == "postgres" {
-		return nil
-	}
 	admin := *u
 	admin.Path = "/postgres"
 	conn, err := pgx.Connect(ctx, admin.String())
@@ -351,20 +359,39 @@ func ensureDatabase(ctx context.Context, databaseURL string, logger *zap.Logger)
 		return fmt.Errorf("connecting to %s (is PostgreSQL running? `make db` starts it): %w", admin.Redacted(), err)
 	}
 	defer conn.Close(ctx)
+	if name == demoDatabase {
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("dropping the last demo's database %s: %w", name, err)
+		}
+	}
 	var exists bool
 	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
 		return err
 	}
-	if exists {
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			return fmt.Errorf("creating database %s: %w", name, err)
+		}
+		logger.Info("created database", zap.String("database", name))
 		return nil
 	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		var already interface{ SQLState() string }
-		if errors.As(err, &already) && already.SQLState() == "42P04" {
-			return nil // created meanwhile by another process
-		}
-		return fmt.Errorf("creating database %s: %w", name, err)
+	db, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return fmt.Errorf("connecting to %s: %w", redactURL(databaseURL), err)
 	}
-	logger.Info("created database", zap.String("database", name))
+	defer db.Close(ctx)
+	var imported bool
+	if err := db.QueryRow(ctx, `SELECT to_regclass('public.files') IS NOT NULL`).Scan(&imported); err != nil {
+		return err
+	}
+	if imported {
+		if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM files)`).Scan(&imported); err != nil {
+			return err
+		}
+	}
+	if imported {
+		return fmt.Errorf("the demo needs an empty database, and %s already holds imports: point --database-url at "+
+			"another, or leave it out for %s, which every run makes afresh", redactURL(databaseURL), demoDatabase)
+	}
 	return nil
 }

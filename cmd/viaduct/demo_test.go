@@ -13,7 +13,7 @@ import (
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	res := runCLI(t, map[string]string{"DATABASE_URL": db.URL}, "demo", "--rows", "400", "--http-addr", "127.0.0.1:0",
+	res := runCLI(t, nil, "demo", "--database-url", db.URL, "--rows", "400", "--http-addr", "127.0.0.1:0",
 		"--log-level", "warn")
 	require.Equal(t, 0, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
 	for _, want := range []string{
@@ -26,4 +26,19 @@ func TestDemo(t *testing.T) {
 	} {
 		require.Contains(t, res.stdout, want)
 	}
+}
+
+// TestDemoRefusesADatabaseWithImports: the demo's story needs a clean slate, and it drops only its own database.
+func TestDemoRefusesADatabaseWithImports(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	_, err := db.Pool.Exec(t.Context(), `INSERT INTO files (filename, key) VALUES ('s3://b/k.txt', 'k.txt')`)
+	require.NoError(t, err)
+	res := runCLI(t, map[string]string{"VIADUCT_DEMO_DATABASE_URL": db.URL, "DATABASE_URL": "postgres://elsewhere/prod"},
+		"demo", "--http-addr", "")
+	require.Equal(t, 1, res.code, "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	require.Contains(t, res.stderr, "the demo needs an empty database")
+	var files int
+	require.NoError(t, db.Pool.QueryRow(t.Context(), `SELECT count(*) FROM files`).Scan(&files))
+	require.Equal(t, 1, files, "nothing was dropped")
 }

@@ -167,9 +167,10 @@ func TestDaemonProcess(t *testing.T) {
 			p := startViaduct(t, b.env, "run", "--e1", "--sqs-queue-url", b.queueURL,
 				"--http-addr", "127.0.0.1:0", "--shutdown-grace", grace.String())
 
-			serving := p.waitLog(t, "serving health, readiness and metrics", time.Minute)
+			serving := p.waitLog(t, "serving the status page, River UI, metrics, health and readiness", time.Minute)
 			addr, _ := serving["addr"].(string)
 			require.NotEmpty(t, addr, "the log names the ops address")
+			require.Equal(t, "http://"+addr+"/status", serving["status_url"])
 			code, body := get(t, "http://"+addr+"/readyz")
 			require.Equal(t, http.StatusOK, code, body)
 
