@@ -307,7 +307,7 @@ func (c *config) e5Config() e5.Config {
 }
 
 func addRun(s *optionSet, c *config) {
-	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /healthz, /readyz and /metrics; empty disables.")
+	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /status, /riverui/, /metrics, /healthz and /readyz; empty disables.")
 	s.String(&c.RiverUIPassword, "riverui-password", "VIADUCT_RIVERUI_PASSWORD", "",
 		"Password for River UI at /riverui/ (HTTP basic auth, any user); without one River UI is read-only.")
 	s.Duration(&c.ShutdownGrace, "shutdown-grace", "VIADUCT_SHUTDOWN_GRACE", 30*time.Second,

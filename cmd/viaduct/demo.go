@@ -157,10 +157,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 
 	// 1. The exports flow through Engines 1 to 4 into CommCare.
 	settled := func(_ context.Context, r *statusReport) (bool, error) {
-		jobs := r.E4.Jobs
 		return r.E1.Files[eclrs.FileImported]+r.E1.Files[eclrs.FileSkipped]+r.E1.Files[eclrs.FileFailed] >= 2 &&
-			r.E2.Waiting == 0 && r.E3.Waiting == 0 && jobs["completed"] > 0 &&
-			jobs["available"]+jobs["scheduled"]+jobs["running"]+jobs["retryable"] == 0, nil
+			r.E2.Waiting == 0 && r.E3.Waiting == 0 && r.E4.Jobs["completed"] > 0 &&
+			r.E4.Queued()+r.E4.Jobs["running"] == 0, nil
 	}
 	if err := demoWait(ctx, pool, done, stdout, "the exports to reach CommCare", settled); err != nil {
 		return err
@@ -234,11 +233,10 @@ func demoWait(ctx context.Context, pool *pgxpool.Pool, daemonDone <-chan error, 
 		}
 		if time.Since(printed) >= 3*time.Second {
 			printed = time.Now()
-			jobs := r.E4.Jobs
 			fmt.Fprintf(w, "waiting for %s: %d of 2 files imported, %d test results for Engine 2, %d cases for Engine 3, "+
 				"%d jobs for Engine 4, %d posted, %d updated from CommCare (last hour)\n", what,
 				r.E1.Files[eclrs.FileImported], r.E2.Waiting, r.E3.Waiting,
-				jobs["available"]+jobs["scheduled"]+jobs["running"]+jobs["retryable"], r.E4.Posted, r.E5.UpdatedLastHour)
+				r.E4.Queued()+r.E4.Jobs["running"], r.E4.Posted, r.E5.UpdatedLastHour)
 		}
 		select {
 		case err := <-daemonDone:

@@ -68,7 +68,7 @@ func readStatus(ctx context.Context, db interface {
 }) (*statusReport, error) {
 	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("starting the status snapshot: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
 	e1, err := eclrs.Summarize(ctx, tx)
@@ -93,7 +93,7 @@ func readStatus(ctx context.Context, db interface {
 	}
 	r := &statusReport{E1: e1, E2: e2Summary, E3: e3Summary, E4: e4Summary, E5: e5Summary}
 	if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&r.AsOf); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the database's clock: %w", err)
 	}
 	return r, nil
 }
@@ -113,16 +113,24 @@ type engineLine struct {
 
 // engines is the overview: for each engine, work waiting, done in the last hour, failed, and the oldest waiting.
 func (r *statusReport) engines() []engineLine {
-	jobs := r.E4.Jobs
-	e1Failed := r.E1.FailedLastHour + r.E1.RowErrorsLastHour
-	e4Failed := r.E4.Failed + r.E4.Discarded
+	e4Done := count(r.E4.Posted, "case posted", "cases posted") + ", " + count(r.E4.Unchanged, "unchanged", "unchanged")
+	if r.E4.DryRun > 0 {
+		e4Done += ", " + count(r.E4.DryRun, "not posted (posting off)", "not posted (posting off)")
+	}
+	e4Failed := count(r.E4.Failed, "post", "posts") + ", " + count(r.E4.Discarded, "given up", "given up")
+	if r.E4.RateLimited > 0 {
+		e4Failed += " (and " + count(r.E4.RateLimited, "rate limited", "rate limited") + ", waiting as asked)"
+	}
+	// Malformed rows are counted but do not make Engine 1 failing: most exports have a few, and the rest of the
+	// file is imported.
 	return []engineLine{{
 		Engine: "Engine 1", Name: "ECLRS extractor",
 		Waiting: count(r.E1.Files[eclrs.FileImporting], "file importing", "files importing"),
 		Done:    count(r.E1.ImportedLastHour, "file imported", "files imported"),
 		Failed: count(r.E1.FailedLastHour, "file", "files") + ", " +
 			count(r.E1.RowErrorsLastHour, "malformed row", "malformed rows"),
-		Oldest: waitedSince(r.E1.OldestImporting, r.E1.OldestImportingAge), Failing: e1Failed > 0, Failures: r.E1.Failures,
+		Oldest: waitedSince(r.E1.OldestImporting, r.E1.OldestImportingAge), Failing: r.E1.FailedLastHour > 0,
+		Failures: r.E1.Failures,
 	}, {
 		Engine: "Engine 2", Name: "transformer",
 		Waiting: count(r.E2.Waiting, "test result", "test results"),
@@ -137,26 +145,28 @@ func (r *statusReport) engines() []engineLine {
 		Oldest:  waitedSince(r.E3.OldestWaiting, r.E3.OldestWaitingAge),
 	}, {
 		Engine: "Engine 4", Name: "case loader",
-		Waiting: count(jobs["available"]+jobs["scheduled"]+jobs["retryable"], "job", "jobs") + ", " +
-			count(jobs["running"], "running", "running"),
-		Done:   count(r.E4.Posted+r.E4.Unchanged+r.E4.DryRun, "case sent or unchanged", "cases sent or unchanged"),
-		Failed: count(r.E4.Failed, "post", "posts") + ", " + count(r.E4.Discarded, "given up", "given up"),
-		Oldest: waitedSince(r.E4.OldestWaiting, r.E4.OldestWaitingAge), Failing: e4Failed > 0, Failures: r.E4.Failures,
+		Waiting: count(r.E4.Queued(), "job", "jobs") + ", " + count(r.E4.Jobs["running"], "running", "running"),
+		Done:    e4Done,
+		Failed:  e4Failed,
+		Oldest:  waitedSince(r.E4.OldestWaiting, r.E4.OldestWaitingAge), Failing: r.E4.Failed+r.E4.Discarded > 0,
+		Failures: r.E4.Failures,
 	}, {
 		Engine: "Engine 5", Name: "CommCare extractor",
-		Waiting: count(int64(len(r.E5.Domains)), "domain polled", "domains polled"),
+		// What waits for Engine 5 is in CommCare; the oldest mark says how far behind it may be.
+		Waiting: "-",
 		Done: count(r.E5.RetrievedLastHour, "case retrieved", "cases retrieved") + ", " +
-			count(r.E5.UpdatedLastHour, "updated", "updated"),
+			count(r.E5.UpdatedLastHour, "updated (by Engines 4 and 5)", "updated (by Engines 4 and 5)"),
 		Failed: count(int64(len(r.E5.Failures)), "domain failing", "domains failing"),
 		Oldest: r.oldestMark(), Failing: len(r.E5.Failures) > 0, Failures: r.E5.Failures,
 	}}
 }
 
-// oldestMark is Engine 5's oldest waiting item: the changes since the oldest domain's high-water mark.
+// oldestMark is Engine 5's oldest waiting item: the changes since the oldest high-water mark of the domains it
+// still reads.
 func (r *statusReport) oldestMark() string {
 	var oldest *time.Time
 	for _, d := range r.E5.Domains {
-		if d.HighWater != nil && (oldest == nil || d.HighWater.Before(*oldest)) {
+		if d.Recent && d.HighWater != nil && (oldest == nil || d.HighWater.Before(*oldest)) {
 			oldest = d.HighWater
 		}
 	}

@@ -5,8 +5,11 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,15 +47,17 @@ type domainLine struct {
 }
 
 // newStatusPage serves /status: the overview of `viaduct status` as a server-rendered HTML page that refreshes
-// itself, or as JSON with ?format=json. riverUI says whether /riverui/ is served, so the page links only to what
+// itself, or as JSON with ?format=json, from a report at most statusCacheFor old. riverUI says whether /riverui/ is served, so the page links only to what
 // exists.
 func newStatusPage(db interface {
 	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
 }, riverUI bool) http.Handler {
+	cache := &statusCache{read: func(ctx context.Context) (*statusReport, error) { return readStatus(ctx, db) }}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		defer cancel()
-		report, err := readStatus(ctx, db)
+		report, err := cache.get(r.Context())
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("the database did not answer within %s (overloaded?): %w", statusReadTimeout, err)
+		}
 		if err != nil {
 			http.Error(w, "reading the status: "+err.Error(), http.StatusServiceUnavailable)
 			return
@@ -74,6 +79,39 @@ func newStatusPage(db interface {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(buf.Bytes())
 	})
+}
+
+// statusReadTimeout bounds one read of the status.
+const statusReadTimeout = 10 * time.Second
+
+// statusCacheFor is how long a report is served again: the page refreshes itself every 30 s in every open tab, and
+// monitors may poll it too, while a read counts over every engine's tables.
+const statusCacheFor = 10 * time.Second
+
+// statusCache serves the last report while it is fresh and reads at most one at a time, so the database pays one
+// read per statusCacheFor however many ask.
+type statusCache struct {
+	read func(context.Context) (*statusReport, error)
+
+	mu     sync.Mutex
+	last   *statusReport
+	readAt time.Time
+}
+
+func (c *statusCache) get(ctx context.Context) (*statusReport, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last != nil && time.Since(c.readAt) < statusCacheFor {
+		return c.last, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, statusReadTimeout)
+	defer cancel()
+	r, err := c.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.last, c.readAt = r, time.Now()
+	return r, nil
 }
 
 func newStatusPageData(r *statusReport, riverUI bool) *statusPage {

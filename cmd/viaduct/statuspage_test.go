@@ -27,25 +27,32 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
-// seedStatus puts one of each thing the status page reports into pool: files importing, imported and failed,
-// malformed rows, a failed test result, failed and given-up posts, and two Engine 5 domains, one failing. Each
-// engine also has something older than the windows, which must not be counted.
+// seedStatus puts one of each thing the status page reports into pool, with the reasons the engines really write:
+// files importing, imported and failed (one for want of a header, its first line a patient's row), malformed rows,
+// a failed test result, posts failed, rate limited and given up, and Engine 5 domains, one failing and one no
+// longer read. Each engine also has something older than the windows, which must not be counted.
 func seedStatus(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
+	headerless := (&eclrs.HeaderError{Got: "DOE|JANE|1980-02-03|12 ELM ST|5185550100"}).Error()
+	rejected := func(caseID string) string {
+		return (&commcare.HTTPError{Method: http.MethodPost, StatusCode: http.StatusBadRequest, Body: "Jane Doe is invalid",
+			URL: "https://hq.example/a/ny-bronx-cdcms/api/v0.5/case/" + caseID + "/?external_id=" + caseID}).Error()
+	}
 	// The simple protocol takes several statements with arguments.
 	_, err := pool.Exec(t.Context(), `
 		INSERT INTO files (filename, key, status, failure_reason, processing_started_at, processing_completed_at,
 		                   updated_at, inserted_at) VALUES
-		  ('s3://b/importing.txt', 'importing.txt', 'importing', NULL, now() - interval '7 minutes', NULL,
+		  ('s3://b/importing.txt', 'importing.txt', 'importing', NULL, now() - interval '1 minute', NULL,
 		   now(), now() - interval '7 minutes'),
 		  ('s3://b/new.txt', 'new.txt', 'imported', NULL, now() - interval '3 minutes', now() - interval '2 minutes',
 		   now() - interval '2 minutes', now() - interval '3 minutes'),
 		  ('s3://b/old.txt', 'old.txt', 'imported', NULL, now() - interval '3 hours', now() - interval '3 hours',
 		   now() - interval '3 hours', now() - interval '3 hours'),
-		  ('s3://b/bad.txt', 'bad.txt', 'failed', 'header is not an ECLRS header', now() - interval '5 minutes',
+		  ('s3://b/bad.txt', 'bad.txt', 'failed', $7, now() - interval '5 minutes',
 		   now() - interval '5 minutes', now() - interval '5 minutes', now() - interval '5 minutes'),
+		  -- Failed three days ago and announced again just now, which touches updated_at.
 		  ('s3://b/ancient.txt', 'ancient.txt', 'failed', 'an ancient failure', now() - interval '3 days',
-		   now() - interval '3 days', now() - interval '3 days', now() - interval '3 days');
+		   now() - interval '3 days', now(), now() - interval '3 days');
 		INSERT INTO file_row_errors (file_id, line_number, field, reason, raw_data)
 		SELECT id, n, 'PATIENT_DOB', 'not a date: "19x"', 'raw' FROM files, generate_series(2, 3) n
 		 WHERE key = 'new.txt';
@@ -53,12 +60,20 @@ func seedStatus(t *testing.T, pool *pgxpool.Pool) {
 		  ($1, '{"reason": "request_accession_number is empty"}', now() - interval '10 minutes'),
 		  ($1, '{"reason": "request_accession_number is empty"}', now() - interval '2 hours'),
 		  ($2, '{"status": 500, "response": "<html>oops</html>"}', now() - interval '1 minute'),
-		  ($3, '{"status": 400, "response": "Jane Doe is invalid", "reason": "CommCare rejected the form: HTTP 400"}',
-		   now() - interval '4 minutes');
-		INSERT INTO commcare_sync_marks (domain, high_water, round_started_at, round_completed_at, last_error) VALUES
-		  ('ny-albany-cdcms', now() - interval '6 minutes', now() - interval '6 minutes', now() - interval '5 minutes', NULL),
+		  ($2, '{"status": 429, "response": "rate_limited", "snoozed": "7s"}', now() - interval '2 minutes'),
+		  ($3, jsonb_build_object('status', 400, 'response', 'Jane Doe is invalid', 'reason', $8::text),
+		   now() - interval '4 minutes'),
+		  ($3, jsonb_build_object('status', 400, 'response', 'Jane Doe is invalid', 'reason', $9::text),
+		   now() - interval '3 hours');
+		INSERT INTO commcare_sync_marks (domain, high_water, round_started_at, round_completed_at, last_error,
+		                                 failing_since) VALUES
+		  ('ny-albany-cdcms', now() - interval '6 minutes', now() - interval '6 minutes', now() - interval '5 minutes',
+		   NULL, NULL),
 		  ('ny-bronx-cdcms', now() - interval '2 hours', now() - interval '1 minute', now() - interval '2 hours',
-		   'listing cases: HTTP 403');
+		   'listing cases: HTTP 403', date_trunc('second', now()) - interval '115 minutes'),
+		  -- A domain that left: read last a week ago, and failing then.
+		  ('ny-gone-cdcms', now() - interval '8 days', now() - interval '7 days', now() - interval '8 days',
+		   'listing cases: HTTP 401', now() - interval '7 days');
 		-- Case 1 changed after its hand-off 20 minutes ago, case 2 was created 5 minutes ago and never handed off,
 		-- case 3 was handed off after its change: two wait, the oldest for 20 minutes.
 		INSERT INTO counties (id) VALUES (1);
@@ -73,28 +88,48 @@ func seedStatus(t *testing.T, pool *pgxpool.Pool) {
 		  (1, 1001), (1, 1002), (1, 1003), (1, 1004), (2, 1005), (3, 1006), (3, 1007);`,
 		pgx.QueryExecModeSimpleProtocol,
 		eclrs.EventProcessingFailed, commcare.EventSendToCommCareFailed, commcare.EventSendToCommCareDiscarded,
-		commcare.EventIndexCaseCreated, commcare.EventIndexCaseUpdated, commcare.EventSendToCommCareEnqueued)
+		commcare.EventIndexCaseCreated, commcare.EventIndexCaseUpdated, commcare.EventSendToCommCareEnqueued,
+		headerless, rejected("0b7c9f1e-5d2a-4c3b-9e8f-1a2b3c4d5e6f"), rejected("9f8e7d6c-5b4a-4321-8fed-cba987654321"))
 	require.NoError(t, err)
 }
 
 // statusWants are what the seeded database must read as, on the terminal and on the page alike.
 var statusWants = []string{
-	"1 file importing", "1 file imported", "1 file, 2 malformed rows", "7m", // Engine 1, the 7-minute-old import
-	"1 test result",                // Engine 2 failed in the last hour (the one two hours ago is not)
+	// Engine 1: the import waiting since its first announcement 7 minutes ago (its latest try started a minute ago).
+	"1 file importing", "1 file imported", "1 file, 2 malformed rows", "7m",
+	"1 test result",                  // Engine 2 failed in the last hour (the one two hours ago is not)
 	"2 changed index cases", "20m", // Engine 3: waiting since the first change after the hand-off
-	"1 post, 1 given up",
-	"2 domains polled", "1 domain failing", "changes since 2h0m0s ago",
-	"header is not an ECLRS header",
+	"1 post, 1 given up (and 1 rate limited, waiting as asked)",
+	"1 domain failing", "changes since 2h0m", // the domain that left counts for neither
+	"unexpected header: 5 fields",
 	"malformed rows: field PATIENT_DOB",
 	"request_accession_number is empty",
 	"will retry: CommCare answered HTTP 500",
-	"given up: CommCare rejected the form: HTTP 400",
-	"ny-bronx-cdcms: listing cases: HTTP 403",
+	"will retry: CommCare answered HTTP 429",
+	// Two posts rejected for the same reason, their case ids and queries aside, are one line.
+	"given up: commcare: POST https://hq.example/a/ny-bronx-cdcms/api/v0.5/case/…/: 400 Bad Request",
+	"ny-bronx-cdcms: listing cases: HTTP 403 (failing since ",
 }
 
-// statusMustNot are what the page and the terminal must not show: failures older than a day, and what CommCare
-// answered, which may quote patient data.
-var statusMustNot = []string{"an ancient failure", "Jane Doe", "oops", "19x"}
+// statusMustNot are what the page and the terminal must not show: failures older than a day, a domain no longer
+// read, and patient data (a headerless file's first row, what CommCare answered to a rejected case).
+var statusMustNot = []string{"an ancient failure", "ny-gone-cdcms: ", "Jane Doe", "oops", "19x", "DOE", "JANE",
+	"1980-02-03", "12 ELM", "5185550100"}
+
+// requireStatusText checks a rendering of the seeded database: everything in statusWants, nothing in
+// statusMustNot, and the ages read a little after seeding (the 7-minute-old file, for one, may read 7m1s).
+func requireStatusText(t *testing.T, text string) {
+	t.Helper()
+	for _, want := range statusWants {
+		require.Contains(t, text, want)
+	}
+	for _, not := range statusMustNot {
+		require.NotContains(t, text, not)
+	}
+	for _, age := range []string{`\b7m\d{1,2}s ago`, `\b20m\d{1,2}s ago`, `changes since 2h0m0s ago`} {
+		require.Regexp(t, age, text)
+	}
+}
 
 func TestStatusPage(t *testing.T) {
 	t.Parallel()
@@ -114,12 +149,7 @@ func TestStatusPage(t *testing.T) {
 		_, err = body.ReadFrom(resp.Body)
 		require.NoError(t, err)
 		page := html.UnescapeString(body.String())
-		for _, want := range statusWants {
-			require.Contains(t, page, want)
-		}
-		for _, not := range statusMustNot {
-			require.NotContains(t, page, not)
-		}
+		requireStatusText(t, page)
 		require.NotContains(t, page, "<script", "server-rendered, no JavaScript")
 		require.Contains(t, page, `href="/metrics"`)
 		require.Contains(t, page, "River UI: not served", "no River UI link when River UI is not served")
@@ -129,12 +159,7 @@ func TestStatusPage(t *testing.T) {
 		t.Parallel()
 		res := runCLI(t, map[string]string{"DATABASE_URL": db.URL}, "status")
 		require.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
-		for _, want := range statusWants {
-			require.Contains(t, res.stdout, want)
-		}
-		for _, not := range statusMustNot {
-			require.NotContains(t, res.stdout, not)
-		}
+		requireStatusText(t, res.stdout)
 	})
 
 	t.Run("JSON", func(t *testing.T) {
@@ -151,6 +176,14 @@ func TestStatusPage(t *testing.T) {
 		require.Len(t, report.E2.Failures, 1)
 		require.Equal(t, int64(2), report.E2.Failures[0].Count, "both within the day")
 		require.Len(t, report.E5.Failures, 1)
+		require.Equal(t, int64(1), report.E4.RateLimited)
+		var rejected int64
+		for _, f := range report.E4.Failures {
+			if strings.HasPrefix(f.Reason, "given up: ") {
+				rejected = f.Count
+			}
+		}
+		require.Equal(t, int64(2), rejected, "two rejections, their case ids aside, are one reason")
 	})
 
 	t.Run("RootLeadsToStatus", func(t *testing.T) {
@@ -168,9 +201,7 @@ func TestStatusPage(t *testing.T) {
 		browser := chromium(t)
 		dom := headless(t, browser, "--dump-dom", srv.URL+"/status")
 		page := html.UnescapeString(string(dom))
-		for _, want := range statusWants {
-			require.Contains(t, page, want)
-		}
+		requireStatusText(t, page)
 		rows := map[string]string{}
 		for _, m := range regexp.MustCompile(`<tr class="(\w+)">\s*<td><b>(Engine \d)</b>`).FindAllStringSubmatch(page, -1) {
 			rows[m[2]] = m[1]

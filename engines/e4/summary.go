@@ -21,6 +21,9 @@ type Summary struct {
 	DryRun    int64 `json:"dry_run_last_hour"`
 	Failed    int64 `json:"failed_last_hour"`
 	Discarded int64 `json:"discarded_last_hour"`
+	// RateLimited counts the posts CommCare asked to wait for (429) in the last hour: each job waits as asked,
+	// without spending an attempt, so these are not among Failed.
+	RateLimited int64 `json:"rate_limited_last_hour"`
 	// OldestWaiting is when the oldest job still to be worked (available, or retryable) was created, and
 	// OldestWaitingAge how long ago that was by the database's clock.
 	OldestWaiting    *time.Time `json:"oldest_waiting,omitempty"`
@@ -29,6 +32,11 @@ type Summary struct {
 	// (send_to_commcare_discarded) within status.FailureWindow. An HTTP error shows as its status: CommCare's 4xx
 	// bodies may quote patient data and stay in the case's events.
 	Failures []status.Failure `json:"failures"`
+}
+
+// Queued counts the jobs waiting to be worked: available, scheduled (snoozed included) and retryable.
+func (s *Summary) Queued() int64 {
+	return s.Jobs["available"] + s.Jobs["scheduled"] + s.Jobs["retryable"]
 }
 
 // Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up.
@@ -55,11 +63,12 @@ func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
 		    count(*) FILTER (WHERE type = $1 AND data ? 'response' AND data->>'response' <> $4),
 		    count(*) FILTER (WHERE type = $1 AND data ? 'skipped'),
 		    count(*) FILTER (WHERE type = $1 AND data->>'response' = $4),
-		    count(*) FILTER (WHERE type = $2),
-		    count(*) FILTER (WHERE type = $3)
+		    count(*) FILTER (WHERE type = $2 AND data->>'response' IS DISTINCT FROM $5),
+		    count(*) FILTER (WHERE type = $3),
+		    count(*) FILTER (WHERE type = $2 AND data->>'response' = $5)
 		  FROM events WHERE type IN ($1, $2, $3) AND inserted_at > now() - interval '1 hour'`,
 		commcare.EventSendToCommCareSucceeded, commcare.EventSendToCommCareFailed, commcare.EventSendToCommCareDiscarded,
-		dryRunResponse).Scan(&s.Posted, &s.Unchanged, &s.DryRun, &s.Failed, &s.Discarded)
+		dryRunResponse, rateLimitedResponse).Scan(&s.Posted, &s.Unchanged, &s.DryRun, &s.Failed, &s.Discarded, &s.RateLimited)
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 4's posts: %w", err)
 	}
@@ -69,10 +78,13 @@ func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading Engine 4's oldest job: %w", err)
 	}
+	// Reasons quote request URLs; without their queries and case ids, one cause is one line however many cases it hit.
 	s.Failures, err = status.Failures(ctx, db, `SELECT
-		    CASE type WHEN $1 THEN 'given up: ' ELSE 'will retry: ' END || coalesce(data->>'reason',
-		      CASE WHEN data ? 'status' THEN 'CommCare answered HTTP ' || (data->>'status') ELSE data->>'response' END,
-		      'no reason recorded'),
+		    CASE type WHEN $1 THEN 'given up: ' ELSE 'will retry: ' END || regexp_replace(regexp_replace(
+		      coalesce(data->>'reason',
+		        CASE WHEN data ? 'status' THEN 'CommCare answered HTTP ' || (data->>'status') ELSE data->>'response' END,
+		        'no reason recorded'),
+		      '\?[^\s":]*', '', 'g'), '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '…', 'gi'),
 		    count(*), max(inserted_at)
 		  FROM events WHERE type IN ($1, $2) AND inserted_at > now() - interval '`+status.FailureWindow+`' GROUP BY 1`,
 		commcare.EventSendToCommCareDiscarded, commcare.EventSendToCommCareFailed)

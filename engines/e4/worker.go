@@ -27,6 +27,9 @@ const recordTimeout = 10 * time.Second
 // dryRunResponse is recorded as the response of a post that was not made, as the original recorded it.
 const dryRunResponse = "Sending to CommCare is not enabled"
 
+// rateLimitedResponse is the response recorded for a post CommCare answered with 429: the job waits as asked.
+const rateLimitedResponse = "rate_limited"
+
 // database is where the worker reads and writes: the pool in production; in tests, a transaction that is rolled
 // back, inside which the worker's own transactions become savepoints.
 type database interface {
@@ -301,7 +304,7 @@ func (w *worker) failed(ctx context.Context, log *zap.Logger, target *indexCase,
 	switch {
 	case errors.Is(postErr, commcare.ErrRateLimited):
 		d := snooze(postErr)
-		data["response"] = "rate_limited"
+		data["response"] = rateLimitedResponse
 		data["snoozed"] = d.String()
 		out, result = outcomeSnoozed, river.JobSnooze(d)
 		log.Debug("CommCare is rate limiting; snoozing the job", zap.Duration("snooze", d))

@@ -225,6 +225,10 @@ func TestFailingDomainKeepsItsMarkAndBlocksNoOther(t *testing.T) {
 	}
 	require.Nil(t, marks[midsomer].HighWater)
 	require.Contains(t, marks[midsomer].LastError, "403")
+	require.NotNil(t, marks[midsomer].FailingSince)
+	require.Len(t, s.Failures, 1)
+	require.Contains(t, s.Failures[0].Reason, midsomer+": ")
+	require.Contains(t, s.Failures[0].Reason, "(failing since ")
 	require.NotNil(t, marks[yggdrasil].HighWater)
 	require.Empty(t, marks[yggdrasil].LastError)
 	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM index_cases WHERE case_id = 'y-1'`))
@@ -236,6 +240,9 @@ func TestFailingDomainKeepsItsMarkAndBlocksNoOther(t *testing.T) {
 	require.NoError(t, f.engine(t, nil).Round(context.Background()))
 	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM index_cases WHERE case_id = 'm-1'`))
 	require.Equal(t, 1.0, value(t, f.metrics.rounds.WithLabelValues("ok")))
+	s, err = Summarize(context.Background(), f.db.Pool)
+	require.NoError(t, err)
+	require.Empty(t, s.Failures, "a complete round ends the failure")
 	require.Equal(t, 2.0, value(t, f.metrics.cases.WithLabelValues("created")), "y-1, then m-1")
 	require.Positive(t, value(t, f.metrics.lastComplete))
 }

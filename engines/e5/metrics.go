@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		lastComplete: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "viaduct", Subsystem: "e5", Name: "last_round_ok_timestamp_seconds",
-			Help: "When this daemon last finished a round with every domain read: alert when it falls behind.",
+			Help: "When this daemon last finished a round with every domain read; 0 before its first. Only the daemon holding the round lock reads, so alert on the max() over every daemon falling behind.",
 		}),
 	}
 	reg.MustRegister(m.rounds, m.roundSeconds, m.domains, m.cases, m.lastComplete)

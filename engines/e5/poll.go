@@ -91,17 +91,18 @@ func (e *Engine) startRound(ctx context.Context, domain string, started time.Tim
 // completeRound advances domain's mark to when its round started.
 func (e *Engine) completeRound(ctx context.Context, domain string, started time.Time) error {
 	_, err := e.deps.Pool.Exec(ctx, `UPDATE commcare_sync_marks SET high_water = $2, round_completed_at = $3,
-		last_error = NULL, updated_at = now() WHERE domain = $1`, domain, started, e.deps.Now().UTC())
+		last_error = NULL, failing_since = NULL, updated_at = now() WHERE domain = $1`, domain, started, e.deps.Now().UTC())
 	if err != nil {
 		return fmt.Errorf("advancing the mark of %s: %w", domain, err)
 	}
 	return nil
 }
 
-// failRound records why domain's round failed; its mark stays.
+// failRound records why domain's round failed, and since when it has been failing; its mark stays.
 func (e *Engine) failRound(ctx context.Context, domain string, cause error) error {
-	_, err := e.deps.Pool.Exec(context.WithoutCancel(ctx), `UPDATE commcare_sync_marks SET last_error = $2, updated_at = now()
-		WHERE domain = $1`, domain, cause.Error())
+	_, err := e.deps.Pool.Exec(context.WithoutCancel(ctx), `UPDATE commcare_sync_marks SET last_error = $2,
+		failing_since = coalesce(failing_since, $3), updated_at = now() WHERE domain = $1`,
+		domain, cause.Error(), e.deps.Now().UTC())
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("recording the failure of %s: %w", domain, err)
 	}

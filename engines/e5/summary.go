@@ -21,8 +21,13 @@ type DomainMark struct {
 	// RoundStartedAt and RoundCompletedAt are when the last round for the domain started and last completed.
 	RoundStartedAt   *time.Time `json:"round_started_at,omitempty"`
 	RoundCompletedAt *time.Time `json:"round_completed_at,omitempty"`
-	// LastError is why the last round for the domain failed, "" when it succeeded.
-	LastError string `json:"last_error,omitempty"`
+	// LastError is why the last round for the domain failed, "" when it succeeded, and FailingSince when the
+	// domain's first failed round since its last complete one started.
+	LastError    string     `json:"last_error,omitempty"`
+	FailingSince *time.Time `json:"failing_since,omitempty"`
+	// Recent says the domain was read within status.FailureWindow: a domain that stopped taking part keeps its mark
+	// but neither fails nor falls behind any more.
+	Recent bool `json:"recent"`
 }
 
 // Summary is Engine 5's side of `viaduct status` and the status page.
@@ -33,20 +38,23 @@ type Summary struct {
 	// updated from it (updated_from_commcare, which Engine 4 also records) in the last hour.
 	RetrievedLastHour int64 `json:"retrieved_last_hour"`
 	UpdatedLastHour   int64 `json:"updated_last_hour"`
-	// Failures are the domains whose last round failed, with why: each is retried next round.
+	// Failures are the domains read lately whose last round failed, with why and since when: each is retried next
+	// round. Count is 1: a domain fails once per round, and the reason says since when.
 	Failures []status.Failure `json:"failures"`
 }
 
 // Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up.
 func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
-	rows, err := db.Query(ctx, `SELECT domain, high_water, round_started_at, round_completed_at, coalesce(last_error, '')
+	rows, err := db.Query(ctx, `SELECT domain, high_water, round_started_at, round_completed_at, coalesce(last_error, ''),
+		    failing_since, coalesce(round_started_at > now() - interval '`+status.FailureWindow+`', false)
 		  FROM commcare_sync_marks ORDER BY domain`)
 	if err != nil {
 		return nil, fmt.Errorf("reading Engine 5's marks: %w", err)
 	}
 	marks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (DomainMark, error) {
 		var m DomainMark
-		err := row.Scan(&m.Domain, &m.HighWater, &m.RoundStartedAt, &m.RoundCompletedAt, &m.LastError)
+		err := row.Scan(&m.Domain, &m.HighWater, &m.RoundStartedAt, &m.RoundCompletedAt, &m.LastError, &m.FailingSince,
+			&m.Recent)
 		return m, err
 	})
 	if err != nil {
@@ -54,8 +62,9 @@ func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
 	}
 	s := &Summary{Domains: marks, Failures: []status.Failure{}}
 	for _, m := range marks {
-		if m.LastError != "" && m.RoundStartedAt != nil {
-			s.Failures = append(s.Failures, status.Failure{Reason: m.Domain + ": " + m.LastError, Count: 1, Last: *m.RoundStartedAt})
+		if m.LastError != "" && m.Recent && m.FailingSince != nil {
+			s.Failures = append(s.Failures, status.Failure{Reason: m.Domain + ": " + m.LastError + " (failing since " +
+				m.FailingSince.UTC().Format(time.RFC3339) + ")", Count: 1, Last: *m.RoundStartedAt})
 		}
 	}
 	err = db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE type = $1), count(*) FILTER (WHERE type = $2)

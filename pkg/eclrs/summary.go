@@ -30,9 +30,9 @@ type Summary struct {
 	ImportedLastHour  int64 `json:"imported_last_hour"`
 	FailedLastHour    int64 `json:"failed_last_hour"`
 	RowErrorsLastHour int64 `json:"row_errors_last_hour"`
-	// OldestImporting is when the import of the oldest file still importing started, and OldestImportingAge how
-	// long ago that was by the database's clock. A file importing for long belongs to a daemon that died; its
-	// notification comes back once its visibility timeout runs out.
+	// OldestImporting is when the oldest file still importing was first announced, and OldestImportingAge how
+	// long ago that was by the database's clock: a file that keeps failing for a reason that may pass (the database,
+	// S3) is retried with its import restarted each time, and this counts from its first try.
 	OldestImporting    *time.Time `json:"oldest_importing,omitempty"`
 	OldestImportingAge float64    `json:"oldest_importing_age_seconds"`
 	// Failures are the reasons files failed, and the fields of malformed rows, within status.FailureWindow. A
@@ -67,18 +67,17 @@ func Summarize(ctx context.Context, db DBTX) (*Summary, error) {
 	}
 	err = db.QueryRow(ctx, `SELECT
 		    (SELECT count(*) FROM files WHERE status = $1 AND processing_completed_at > now() - interval '1 hour'),
-		    (SELECT count(*) FROM files WHERE status = $2 AND updated_at > now() - interval '1 hour'),
+		    (SELECT count(*) FROM files WHERE status = $2 AND processing_completed_at > now() - interval '1 hour'),
 		    (SELECT count(*) FROM file_row_errors WHERE inserted_at > now() - interval '1 hour'),
-		    (SELECT min(coalesce(processing_started_at, inserted_at)) FROM files WHERE status = $3),
-		    (SELECT coalesce(extract(epoch FROM now() - min(coalesce(processing_started_at, inserted_at))), 0)::float8
-		       FROM files WHERE status = $3)`, FileImported, FileFailed, FileImporting).
+		    (SELECT min(inserted_at) FROM files WHERE status = $3),
+		    (SELECT coalesce(extract(epoch FROM now() - min(inserted_at)), 0)::float8 FROM files WHERE status = $3)`, FileImported, FileFailed, FileImporting).
 		Scan(&s.ImportedLastHour, &s.FailedLastHour, &s.RowErrorsLastHour, &s.OldestImporting, &s.OldestImportingAge)
 	if err != nil {
 		return nil, fmt.Errorf("counting the last hour's files: %w", err)
 	}
 	s.Failures, err = status.Failures(ctx, db, `
-		SELECT coalesce(failure_reason, 'no reason recorded'), count(*), max(updated_at) FROM files
-		 WHERE status = $1 AND updated_at > now() - interval '`+status.FailureWindow+`' GROUP BY 1
+		SELECT coalesce(failure_reason, 'no reason recorded'), count(*), max(processing_completed_at) FROM files
+		 WHERE status = $1 AND processing_completed_at > now() - interval '`+status.FailureWindow+`' GROUP BY 1
 		UNION ALL
 		SELECT CASE field WHEN '' THEN 'malformed rows' ELSE 'malformed rows: field ' || field END
 		       || ' (line and reason in file_row_errors)', count(*), max(inserted_at) FROM file_row_errors

@@ -197,24 +197,39 @@ func FieldName(i int) string {
 // utf8BOM is the byte order mark some Windows tools put at the start of a text file.
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
-// headerErrorMax bounds how much of a bad header goes into the error message: a
-// file that is not an ECLRS export at all may have a "first line" of megabytes.
-const headerErrorMax = 200
-
 // HeaderError reports that a file's first line is not one of the known ECLRS headers.
 // Nothing in such a file is imported.
 type HeaderError struct {
-	// Got is the header line as compared: trimmed, without a BOM.
+	// Got is the header line as compared: trimmed, without a BOM. It may be a patient's row (a file that lost its
+	// header), so it stays out of the message.
 	Got string
 }
 
-// Error returns `unexpected header, got: "<header>"`, quoting at most the first 200
-// bytes of the header.
+// Error says how the line differs from the known headers without quoting any of it: the message is kept in the
+// files table and shown in logs and on the status page, and a file that lost its header starts with a patient's
+// row.
 func (e *HeaderError) Error() string {
-	if len(e.Got) <= headerErrorMax {
-		return fmt.Sprintf("unexpected header, got: %q", e.Got)
+	if e.Got == "" {
+		return "unexpected header: the first line is empty"
 	}
-	return fmt.Sprintf("unexpected header, got: %q (first %d of %d bytes)", e.Got[:headerErrorMax], headerErrorMax, len(e.Got))
+	for v := V1; v <= V3; v++ {
+		if strings.EqualFold(e.Got, headers[v]) {
+			return fmt.Sprintf("unexpected header: ECLRS %s's header in other letter case", v)
+		}
+	}
+	got := strings.Split(e.Got, "|")
+	for v := V1; v <= V3; v++ {
+		if want := strings.Split(headers[v], "|"); len(got) == len(want) {
+			for i := range want {
+				if got[i] != want[i] {
+					return fmt.Sprintf("unexpected header: %d fields, as in ECLRS %s, but field %d is not %s", len(got), v, i+1, want[i])
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("unexpected header: %d fields, where ECLRS %s, %s and %s headers have %d, %d and %d "+
+		"(a file without its header starts with a data row)", len(got), V1, V2, V3,
+		strings.Count(headers[V1], "|")+1, strings.Count(headers[V2], "|")+1, strings.Count(headers[V3], "|")+1)
 }
 
 // DetectVersion recognises a file's layout from its header line. The line is trimmed
