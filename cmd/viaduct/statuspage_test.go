@@ -97,7 +97,7 @@ func seedStatus(t *testing.T, pool *pgxpool.Pool) {
 var statusWants = []string{
 	// Engine 1: the import waiting since its first announcement 7 minutes ago (its latest try started a minute ago).
 	"1 file importing", "1 file imported", "1 file, 2 malformed rows", "7m",
-	"1 test result",                  // Engine 2 failed in the last hour (the one two hours ago is not)
+	"1 test result",                // Engine 2 failed in the last hour (the one two hours ago is not)
 	"2 changed index cases", "20m", // Engine 3: waiting since the first change after the hand-off
 	"1 post, 1 given up (and 1 rate limited, waiting as asked)",
 	"1 domain failing", "changes since 2h0m", // the domain that left counts for neither

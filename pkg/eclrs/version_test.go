@@ -19,9 +19,9 @@ func TestDetectVersion(t *testing.T) {
 	t.Parallel()
 
 	tests := []struct {
-		name    string
-		header  string
-		want    Version
+		name     string
+		header   string
+		want     Version
 		wantErr  string
 		notInErr []string
 	}{
