@@ -32,19 +32,13 @@ func LockIndexCase(ctx context.Context, tx DBTX, id int64, others ...int64) erro
 	if err := tx.QueryRow(ctx, `SELECT person_id FROM index_cases WHERE id = $1`, id).Scan(&personID); err != nil {
 		return fmt.Errorf("reading index case %d: %w", id, err)
 	}
-	if err := LockPeople(ctx, tx, append(others, personID)); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `SELECT FROM index_cases WHERE id = $1 FOR UPDATE`, id); err != nil {
-		return fmt.Errorf("locking index case %d: %w", id, err)
-	}
-	return nil
+	return lockPersonThenRow(ctx, tx, id, append(others, personID), "")
 }
 
-// FindAndLockIndexCase finds the index case with CommCare case id caseID and locks it as LockIndexCase does, its
-// person's lock and then its row's, reading its data and closed flag with the row lock (which waits for, and then
-// reads, the row's newest committed version): three round trips where finding, locking and reading take five. It
-// returns pgx.ErrNoRows when there is no such case.
+// FindAndLockIndexCase finds the index case with CommCare case id caseID and locks it as LockIndexCase does,
+// reading its data and closed flag with the row lock (which waits for, and then reads, the row's newest committed
+// version): three round trips where finding, locking and reading take five. It returns pgx.ErrNoRows when there is
+// no such case.
 func FindAndLockIndexCase(ctx context.Context, tx DBTX, caseID string) (id int64, data map[string]any, closed bool,
 	err error) {
 	var personID int64
@@ -52,14 +46,22 @@ func FindAndLockIndexCase(ctx context.Context, tx DBTX, caseID string) (id int64
 	if err != nil {
 		return 0, nil, false, fmt.Errorf("finding index case %s: %w", caseID, err)
 	}
-	if err := LockPeople(ctx, tx, []int64{personID}); err != nil {
+	if err := lockPersonThenRow(ctx, tx, id, []int64{personID}, "data, closed", &data, &closed); err != nil {
 		return 0, nil, false, err
 	}
-	err = tx.QueryRow(ctx, `SELECT data, closed FROM index_cases WHERE id = $1 FOR UPDATE`, id).Scan(&data, &closed)
-	if err != nil {
-		return 0, nil, false, fmt.Errorf("locking index case %s: %w", caseID, err)
-	}
 	return id, data, closed, nil
+}
+
+// lockPersonThenRow takes the locks of index case id in the order every writer takes them: the people's advisory
+// locks (LockPeople), then the row's. It scans columns, as the row lock finds them, into dest.
+func lockPersonThenRow(ctx context.Context, tx DBTX, id int64, people []int64, columns string, dest ...any) error {
+	if err := LockPeople(ctx, tx, people); err != nil {
+		return err
+	}
+	if err := tx.QueryRow(ctx, `SELECT `+columns+` FROM index_cases WHERE id = $1 FOR UPDATE`, id).Scan(dest...); err != nil {
+		return fmt.Errorf("locking index case %d: %w", id, err)
+	}
+	return nil
 }
 
 // NameLock and KeyLock are the advisory lock keys of a person identity: a date of birth with the upper-cased last

@@ -159,7 +159,7 @@ func (s *Server) Case(domain, caseID string) (commcare.Case, bool) {
 	if !ok {
 		return commcare.Case{}, false
 	}
-	return s.withChildren(domain, *c, s.childIndex(domain)), true
+	return s.withChildren(domain, *c), true
 }
 
 // Domains returns the domains that hold cases, sorted.
@@ -218,18 +218,13 @@ func (s *Server) stamp() time.Time {
 	return t
 }
 
-// childIndex maps each case id of domain to the ids of the cases indexing it, sorted. The caller holds s.mu and
-// only reads it.
-func (s *Server) childIndex(domain string) map[string][]string {
-	return s.children[domain]
-}
-
-// withChildren returns a copy of c with child_cases filled in from index, as CommCare does for child_cases__full:
-// every case of the domain that indexes c (whatever the index is called), one level deep. The caller holds s.mu.
-func (s *Server) withChildren(domain string, c commcare.Case, index map[string][]string) commcare.Case {
+// withChildren returns a copy of c with child_cases filled in from the domain's child index, as CommCare does for
+// child_cases__full: every case of the domain that indexes c (whatever the index is called), one level deep. The
+// caller holds s.mu.
+func (s *Server) withChildren(domain string, c commcare.Case) commcare.Case {
 	out := copyCase(c)
 	out.ChildCases = make(map[string]commcare.Case)
-	for _, id := range index[c.CaseID] {
+	for _, id := range s.children[domain][c.CaseID] {
 		child := copyCase(*s.cases[domain][id])
 		if s.childCaseTypeField {
 			child.CaseType = child.Type()
@@ -246,7 +241,7 @@ func (s *Server) serveCase(w http.ResponseWriter, r *http.Request, domain, caseI
 	if ok {
 		c = copyCase(*stored)
 		if r.URL.Query().Get("child_cases__full") == "true" {
-			c = s.withChildren(domain, c, s.childIndex(domain))
+			c = s.withChildren(domain, c)
 		}
 	}
 	s.mu.Unlock()
@@ -376,10 +371,9 @@ func (s *Server) serveCaseList(w http.ResponseWriter, r *http.Request, domain st
 		matched++
 	}
 	objects := make([]commcare.Case, 0, len(page))
-	index := s.childIndex(domain)
 	for _, c := range page {
 		if f.childCases {
-			objects = append(objects, s.withChildren(domain, *c, index))
+			objects = append(objects, s.withChildren(domain, *c))
 		} else {
 			objects = append(objects, copyCase(*c))
 		}
