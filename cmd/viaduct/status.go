@@ -17,6 +17,7 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e5"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/status"
+	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
 
 // statusReport is what `viaduct status` and the /status page show: one summary per engine, read in one snapshot.
@@ -66,20 +67,27 @@ func writeStatus(ctx context.Context, databaseURL string, w io.Writer, asJSON bo
 func readStatus(ctx context.Context, db interface {
 	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
 }) (*statusReport, error) {
+	// Folding the tally deltas first keeps the read cheap; if it fails (a read-only replica, say), the deltas are
+	// summed as they are, which gives the same numbers.
+	_ = pgx.BeginTxFunc(ctx, db, pgx.TxOptions{}, func(tx pgx.Tx) error { return tally.Compact(ctx, tx) })
 	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, fmt.Errorf("starting the status snapshot: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
-	e1, err := eclrs.Summarize(ctx, tx)
+	counts, err := tally.Read(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
-	e2Summary, err := e2.Summarize(ctx, tx)
+	e1, err := eclrs.Summarize(ctx, tx, counts)
 	if err != nil {
 		return nil, err
 	}
-	e3Summary, err := e3.Summarize(ctx, tx)
+	e2Summary, err := e2.Summarize(ctx, tx, counts)
+	if err != nil {
+		return nil, err
+	}
+	e3Summary, err := e3.Summarize(ctx, tx, counts)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,8 +31,9 @@ import (
 // seedStatus puts one of each thing the status page reports into pool, with the reasons the engines really write:
 // files importing, imported and failed (one for want of a header, its first line a patient's row), malformed rows,
 // a failed test result, posts failed, rate limited and given up, and Engine 5 domains, one failing and one no
-// longer read. Each engine also has something older than the windows, which must not be counted.
-func seedStatus(t *testing.T, pool *pgxpool.Pool) {
+// longer read. Each engine also has something older than the windows, which must not be counted. Every time is
+// relative to the database's clock when seeding, which it returns.
+func seedStatus(t *testing.T, pool *pgxpool.Pool) time.Time {
 	t.Helper()
 	headerless := (&eclrs.HeaderError{Got: "DOE|JANE|1980-02-03|12 ELM ST|5185550100"}).Error()
 	rejected := func(caseID string) string {
@@ -91,16 +93,21 @@ func seedStatus(t *testing.T, pool *pgxpool.Pool) {
 		commcare.EventIndexCaseCreated, commcare.EventIndexCaseUpdated, commcare.EventSendToCommCareEnqueued,
 		headerless, rejected("0b7c9f1e-5d2a-4c3b-9e8f-1a2b3c4d5e6f"), rejected("9f8e7d6c-5b4a-4321-8fed-cba987654321"))
 	require.NoError(t, err)
+	// One transaction, so one now(): the importing file was first announced 7 minutes before it.
+	var seeded time.Time
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT inserted_at + interval '7 minutes' FROM files
+		 WHERE key = 'importing.txt'`).Scan(&seeded))
+	return seeded
 }
 
 // statusWants are what the seeded database must read as, on the terminal and on the page alike.
 var statusWants = []string{
 	// Engine 1: the import waiting since its first announcement 7 minutes ago (its latest try started a minute ago).
-	"1 file importing", "1 file imported", "1 file, 2 malformed rows", "7m",
-	"1 test result",                // Engine 2 failed in the last hour (the one two hours ago is not)
-	"2 changed index cases", "20m", // Engine 3: waiting since the first change after the hand-off
+	"1 file importing", "1 file imported", "1 file, 2 malformed rows",
+	"1 test result",         // Engine 2 failed in the last hour (the one two hours ago is not)
+	"2 changed index cases", // Engine 3: waiting since the first change after the hand-off
 	"1 post, 1 given up (and 1 rate limited, waiting as asked)",
-	"1 domain failing", "changes since 2h0m", // the domain that left counts for neither
+	"1 domain failing", // the domain that left counts for neither
 	"unexpected header: 5 fields",
 	"malformed rows: field PATIENT_DOB",
 	"request_accession_number is empty",
@@ -117,8 +124,10 @@ var statusMustNot = []string{"an ancient failure", "ny-gone-cdcms: ", "Jane Doe"
 	"1980-02-03", "12 ELM", "5185550100"}
 
 // requireStatusText checks a rendering of the seeded database: everything in statusWants, nothing in
-// statusMustNot, and the ages read a little after seeding (the 7-minute-old file, for one, may read 7m1s).
-func requireStatusText(t *testing.T, text string) {
+// statusMustNot, and the ages: the 7-minute-old import, Engine 3's case waiting for 20 minutes and Engine 5's
+// changes since 2 hours, each read some time after seeding. How long after is what the test measured since it
+// began seeding, so the check holds however slow the machine is.
+func requireStatusText(t *testing.T, text string, elapsed time.Duration) {
 	t.Helper()
 	for _, want := range statusWants {
 		require.Contains(t, text, want)
@@ -126,15 +135,28 @@ func requireStatusText(t *testing.T, text string) {
 	for _, not := range statusMustNot {
 		require.NotContains(t, text, not)
 	}
-	for _, age := range []string{`\b7m\d{1,2}s ago`, `\b20m\d{1,2}s ago`, `changes since 2h0m0s ago`} {
-		require.Regexp(t, age, text)
+	var ages []time.Duration
+	for _, m := range regexp.MustCompile(`\b((?:\d+h)?(?:\d+m)?(?:\d+s)?) ago`).FindAllStringSubmatch(text, -1) {
+		if d, err := time.ParseDuration(m[1]); err == nil {
+			ages = append(ages, d)
+		}
+	}
+	for _, age := range []struct {
+		label      string
+		base, unit time.Duration
+	}{{"the importing file", 7 * time.Minute, time.Second}, {"Engine 3's oldest case", 20 * time.Minute, time.Second},
+		{"Engine 5's changes", 2 * time.Hour, time.Minute}} {
+		require.True(t, slices.ContainsFunc(ages, func(d time.Duration) bool {
+			return d >= age.base && d <= age.base+elapsed+age.unit
+		}), "%s: an age from %s to %s, rounded to the %s, in %v", age.label, age.base, age.base+elapsed, age.unit, ages)
 	}
 }
 
 func TestStatusPage(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	seedStatus(t, db.Pool)
+	began := time.Now()
+	seeded := seedStatus(t, db.Pool)
 	srv := httptest.NewServer(newOpsHandler(db.Pool, prometheus.NewRegistry(), nil))
 	t.Cleanup(srv.Close)
 
@@ -149,7 +171,7 @@ func TestStatusPage(t *testing.T) {
 		_, err = body.ReadFrom(resp.Body)
 		require.NoError(t, err)
 		page := html.UnescapeString(body.String())
-		requireStatusText(t, page)
+		requireStatusText(t, page, time.Since(began))
 		require.NotContains(t, page, "<script", "server-rendered, no JavaScript")
 		require.Contains(t, page, `href="/metrics"`)
 		require.Contains(t, page, "River UI: not served", "no River UI link when River UI is not served")
@@ -159,7 +181,7 @@ func TestStatusPage(t *testing.T) {
 		t.Parallel()
 		res := runCLI(t, map[string]string{"DATABASE_URL": db.URL}, "status")
 		require.Equal(t, 0, res.code, "stderr:\n%s", res.stderr)
-		requireStatusText(t, res.stdout)
+		requireStatusText(t, res.stdout, time.Since(began))
 	})
 
 	t.Run("JSON", func(t *testing.T) {
@@ -168,10 +190,15 @@ func TestStatusPage(t *testing.T) {
 		require.Equal(t, http.StatusOK, code)
 		var report statusReport
 		require.NoError(t, json.Unmarshal([]byte(body), &report), body)
-		require.WithinDuration(t, time.Now(), report.AsOf, time.Minute)
+		elapsed := time.Since(began)
+		require.False(t, report.AsOf.Before(seeded), "read after seeding")
+		require.False(t, report.AsOf.After(seeded.Add(elapsed)), "read within the %s since seeding began", elapsed)
 		require.Equal(t, int64(1), report.E1.ImportedLastHour)
 		require.Equal(t, int64(2), report.E3.Waiting)
-		require.InDelta(t, 20*60, report.E3.OldestWaitingAge, 30)
+		require.NotNil(t, report.E3.OldestWaiting)
+		require.True(t, report.E3.OldestWaiting.Equal(seeded.Add(-20*time.Minute)), "waiting since the change after the hand-off")
+		require.InDelta(t, report.AsOf.Sub(*report.E3.OldestWaiting).Seconds(), report.E3.OldestWaitingAge, 1e-6,
+			"the age is taken on the snapshot's clock")
 		require.Equal(t, int64(1), report.E2.FailedLastHour)
 		require.Len(t, report.E2.Failures, 1)
 		require.Equal(t, int64(2), report.E2.Failures[0].Count, "both within the day")
@@ -201,7 +228,7 @@ func TestStatusPage(t *testing.T) {
 		browser := chromium(t)
 		dom := headless(t, browser, "--dump-dom", srv.URL+"/status")
 		page := html.UnescapeString(string(dom))
-		requireStatusText(t, page)
+		requireStatusText(t, page, time.Since(began))
 		rows := map[string]string{}
 		for _, m := range regexp.MustCompile(`<tr class="(\w+)">\s*<td><b>(Engine \d)</b>`).FindAllStringSubmatch(page, -1) {
 			rows[m[2]] = m[1]

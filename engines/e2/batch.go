@@ -120,6 +120,11 @@ func (e *Engine) processBatch(ctx context.Context, claimFn func(pgx.Tx) ([]claim
 	}
 	t0 := time.Now()
 	results, err := claimFn(tx)
+	e.mu.Lock()
+	if e.stats.FirstClaim == 0 {
+		e.stats.FirstClaim = time.Since(t0)
+	}
+	e.mu.Unlock()
 	if err != nil || len(results) == 0 {
 		return nil, err
 	}

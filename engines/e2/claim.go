@@ -27,14 +27,22 @@ const unfinished = `NOT EXISTS (SELECT 1 FROM test_result_events f
 const readyCondition = unfinished + `
 	AND NOT EXISTS (SELECT 1 FROM test_result_attempts w WHERE w.test_result_id = tr.id AND w.next_attempt_at > now())`
 
-// claimAfter locks up to limit ready test results with ids above after, in id order, from the worker's share:
-// results whose patient key hashes to worker modulo workers. Rows another transaction holds are skipped, so several
-// workers and daemons never take the same result. The shares keep a daemon's workers apart: results with the same
-// patient key always go to the same worker, so two workers rarely wait for each other's person locks.
-func claimAfter(ctx context.Context, tx pgx.Tx, after int64, limit, worker, workers int) ([]claimed, error) {
-	return claim(ctx, tx, `tr.id > $1 AND `+readyCondition+`
-		AND ($3 = 1 OR abs(hashtext(coalesce(tr.patient_key, '')) % $3) = $4)
-		ORDER BY tr.id LIMIT $2`, after, limit, workers, worker)
+// claimAfter locks up to limit ready test results from the worker's share, in id order: first those below the
+// floor that wait for a retry which is now due, then those above the floor. The share is the results whose patient
+// key hashes to worker modulo workers: results with the same patient key always go to the same worker, so two
+// workers rarely wait for each other's person locks. Rows another transaction holds are skipped, so several workers
+// and daemons never take the same result.
+func claimAfter(ctx context.Context, tx pgx.Tx, floor int64, limit, worker, workers int) ([]claimed, error) {
+	const share = `($3 = 1 OR abs(hashtext(coalesce(tr.patient_key, '')) % $3) = $4)`
+	retries, err := claim(ctx, tx, `tr.id <= $5 AND tr.id IN (SELECT a.test_result_id FROM test_result_attempts a
+		  WHERE a.test_result_id <= $5 AND a.next_attempt_at <= now())
+		AND `+readyCondition+` AND `+share+` ORDER BY tr.id LIMIT $2`, int64(0), limit, workers, worker, floor)
+	if err != nil || len(retries) == limit {
+		return retries, err
+	}
+	fresh, err := claim(ctx, tx, `tr.id > $1 AND `+readyCondition+` AND `+share+`
+		ORDER BY tr.id LIMIT $2`, floor, limit-len(retries), workers, worker)
+	return append(retries, fresh...), err
 }
 
 // claimIDs locks the given test results if they are still ready.
@@ -76,15 +84,16 @@ type scanWithAttempts struct {
 
 func (s scanWithAttempts) Scan(dest ...any) error { return s.Rows.Scan(append(dest, s.attempts)...) }
 
-// nextFloor returns the highest id at or below which every test result is finished, starting from floor. Engine 1
-// imports one file at a time under a database-wide lock, so test result ids are committed in increasing order and a
-// row can never appear below the floor later; the floor is still reset now and then (see runBatch) so that a row
-// inserted some other way is found.
+// nextFloor returns the highest id at or below which every test result is finished or waits for a retry in
+// test_result_attempts (claimAfter takes those from there), starting from floor. Engine 1 inserts test results only
+// under its import lock, taking their ids inside it, so ids commit in increasing order: a row can never appear
+// below the floor later, and a row still being imported has an id above every row this statement sees.
 func nextFloor(ctx context.Context, db eclrs.DBTX, floor int64) (int64, error) {
 	var next int64
 	err := db.QueryRow(ctx, `SELECT coalesce(
 		    (SELECT tr.id - 1 FROM test_results tr
 		      WHERE tr.id > $1 AND `+unfinished+`
+		        AND NOT EXISTS (SELECT 1 FROM test_result_attempts a WHERE a.test_result_id = tr.id)
 		      ORDER BY tr.id LIMIT 1),
 		    (SELECT coalesce(max(id), 0) FROM test_results))`, floor).Scan(&next)
 	if err != nil {
@@ -93,17 +102,49 @@ func nextFloor(ctx context.Context, db eclrs.DBTX, floor int64) (int64, error) {
 	return max(next, floor), nil
 }
 
-// floorRescanInterval is how often the floor goes back to zero, as a safety net for rows inserted out of order.
-const floorRescanInterval = 10 * time.Minute
+// saveFloor stores floor as the claim floor unless another daemon stored a higher one, and returns the stored one:
+// a daemon starts from it, and each daemon picks up the others' progress.
+func saveFloor(ctx context.Context, db eclrs.DBTX, floor int64) (int64, error) {
+	var stored int64
+	err := db.QueryRow(ctx, `UPDATE e2_claim_floor SET test_result_id = greatest(test_result_id, $1),
+		    updated_at = CASE WHEN test_result_id < $1 THEN now() ELSE updated_at END
+		RETURNING test_result_id`, floor).Scan(&stored)
+	if err != nil {
+		return floor, fmt.Errorf("storing the claim floor: %w", err)
+	}
+	return stored, nil
+}
+
+// floorSaveInterval is how often a daemon stores its floor at most: often enough that a restart finds it close to
+// where it was (and claims from there, not from the first result), rarely enough not to add a write per batch.
+const floorSaveInterval = time.Second
+
+// waitingResults selects the unfinished test results (id, inserted_at) given the stored claim floor $1: those above
+// it, and those below it that wait for a retry. The status page counts them; it costs what is above the floor.
+const waitingResults = `SELECT tr.id, tr.inserted_at FROM test_results tr WHERE tr.id > $1 AND ` + unfinished + `
+	UNION ALL
+	SELECT tr.id, tr.inserted_at FROM test_result_attempts a JOIN test_results tr ON tr.id = a.test_result_id
+	 WHERE a.test_result_id <= $1
+	   AND NOT EXISTS (SELECT 1 FROM test_result_events f WHERE f.test_result_id = tr.id AND f.finished)`
+
+// storedFloor reads the claim floor every daemon has reached.
+func storedFloor(ctx context.Context, db eclrs.DBTX) (int64, error) {
+	var floor int64
+	if err := db.QueryRow(ctx, `SELECT test_result_id FROM e2_claim_floor`).Scan(&floor); err != nil {
+		return 0, fmt.Errorf("reading the claim floor: %w", err)
+	}
+	return floor, nil
+}
 
 // runBatch claims up to BatchSize ready test results and processes them in one transaction, and returns how many it
 // claimed. When that transaction fails, each of its results is tried alone in a transaction of its own, so one bad
 // result cannot hold back the others; a result that fails alone has the failure recorded: a retry later, or after
 // the last attempt a processing_failed event with the reason.
 func (e *Engine) runBatch(ctx context.Context, worker int) (int, error) {
-	e.mu.Lock()
-	floor := e.floor
-	e.mu.Unlock()
+	floor, err := e.claimFloor(ctx)
+	if err != nil {
+		return 0, err
+	}
 
 	ids, err := e.processBatch(ctx, func(tx pgx.Tx) ([]claimed, error) {
 		return claimAfter(ctx, tx, floor, e.config.BatchSize, worker, e.config.Workers)
@@ -135,15 +176,50 @@ func (e *Engine) runBatch(ctx context.Context, worker int) (int, error) {
 		}
 		return len(ids), nil
 	}
-	if next, err := nextFloor(ctx, e.deps.Pool, floor); err == nil {
-		e.mu.Lock()
-		e.floor = max(e.floor, next)
-		if time.Since(e.floorSetAt) > floorRescanInterval {
-			e.floor, e.floorSetAt = 0, time.Now()
-		}
-		e.mu.Unlock()
-	} else if ctx.Err() == nil {
-		e.logger.Warn("could not advance the scan floor", zap.Error(err))
+	if err := e.advanceFloor(ctx, floor, false); err != nil && ctx.Err() == nil {
+		e.logger.Warn("could not advance the claim floor", zap.Error(err))
 	}
 	return len(ids), nil
+}
+
+// claimFloor returns the floor to claim above, reading the stored one on first use: a daemon that starts claims
+// from where every daemon had got to, not from the first test result ever imported.
+func (e *Engine) claimFloor(ctx context.Context) (int64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.floorRead {
+		stored, err := storedFloor(ctx, e.deps.Pool)
+		if err != nil {
+			return 0, err
+		}
+		e.floor, e.floorRead = max(e.floor, stored), true
+	}
+	return e.floor, nil
+}
+
+// advanceFloor moves the floor past the results finished since from, and stores it at most every
+// floorSaveInterval (always when force is set).
+func (e *Engine) advanceFloor(ctx context.Context, from int64, force bool) error {
+	next, err := nextFloor(ctx, e.deps.Pool, from)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.floor = max(e.floor, next)
+	floor, save := e.floor, force || time.Since(e.floorSavedAt) >= floorSaveInterval
+	if save {
+		e.floorSavedAt = time.Now()
+	}
+	e.mu.Unlock()
+	if !save {
+		return nil
+	}
+	stored, err := saveFloor(ctx, e.deps.Pool, floor)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.floor = max(e.floor, stored)
+	e.mu.Unlock()
+	return nil
 }

@@ -110,10 +110,12 @@ type Engine struct {
 	logger *zap.Logger
 	wake   *waker
 
-	mu         sync.Mutex
-	floor      int64 // every test result with an id at or below floor is finished
-	floorSetAt time.Time
-	stats      Stats
+	mu sync.Mutex
+	// floor: every test result with an id at or below it is finished or waits for a retry (see nextFloor).
+	floor        int64
+	floorRead    bool // floor includes the stored one
+	floorSavedAt time.Time
+	stats        Stats
 }
 
 // Stats are an engine's totals since it started, for logs and benchmarks.
@@ -130,6 +132,8 @@ type Stats struct {
 	// Claim, Match and Write are the time spent claiming test results, matching them against people, cases and lab
 	// results (loading and deciding), and writing the outcome, summed over workers.
 	Claim, Match, Write time.Duration
+	// FirstClaim is how long the first claim after the start took: what a restart costs before work resumes.
+	FirstClaim time.Duration
 }
 
 // New validates config and returns an Engine ready to Run.
@@ -151,7 +155,7 @@ func New(config Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Engine{config: config, deps: deps, logger: deps.Logger, wake: newWaker(), floorSetAt: time.Now()}, nil
+	return &Engine{config: config, deps: deps, logger: deps.Logger, wake: newWaker()}, nil
 }
 
 // Stats returns the engine's totals so far.
@@ -187,11 +191,18 @@ func (e *Engine) Run(parent context.Context) error {
 	if listenDone != nil {
 		<-listenDone
 	}
+	if e.floorRead {
+		// Stored on the way out, so the next start claims from here.
+		if err := e.advanceFloor(context.WithoutCancel(parent), e.floor, true); err != nil {
+			e.logger.Warn("could not store the claim floor", zap.Error(err))
+		}
+	}
 	if e.config.UntilIdle && parent.Err() == nil {
 		s := e.Stats()
 		e.logger.Info("no test results ready; stopping", zap.Int("results", s.Results), zap.Int("ignored", s.Ignored),
 			zap.Int("failed", s.Failed), zap.Int("retried", s.Retried), zap.Int("batches", s.Batches),
-			zap.Duration("claim_time", s.Claim), zap.Duration("match_time", s.Match), zap.Duration("write_time", s.Write))
+			zap.Duration("claim_time", s.Claim), zap.Duration("match_time", s.Match), zap.Duration("write_time", s.Write),
+			zap.Duration("first_claim_time", s.FirstClaim))
 	}
 	return nil
 }

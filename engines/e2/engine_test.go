@@ -12,6 +12,7 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
+	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
 
 func TestNewRejectsBadConfig(t *testing.T) {
@@ -149,7 +150,7 @@ func TestSummarize(t *testing.T) {
 	_, err := f.db.Pool.Exec(ctx, `UPDATE test_results SET inserted_at = now() - interval '1 hour' WHERE id = $1`, good)
 	require.NoError(t, err)
 
-	before, err := Summarize(ctx, f.db.Pool)
+	before, err := summarize(ctx, f.db.Pool)
 	require.NoError(t, err)
 	require.Equal(t, int64(4), before.Waiting)
 	require.NotNil(t, before.OldestWaiting)
@@ -157,7 +158,7 @@ func TestSummarize(t *testing.T) {
 	require.Zero(t, before.Processed)
 
 	f.drain(t, nil)
-	after, err := Summarize(ctx, f.db.Pool)
+	after, err := summarize(ctx, f.db.Pool)
 	require.NoError(t, err)
 	require.Equal(t, int64(2), after.Processed, "the good one and the ignored one")
 	require.Equal(t, int64(1), after.Ignored)
@@ -172,4 +173,13 @@ func TestSummarize(t *testing.T) {
 	require.Equal(t, int64(1), after.People)
 	require.Equal(t, int64(1), after.IndexCases)
 	require.Equal(t, int64(1), after.LabResults)
+}
+
+// summarize reads the tallies and the Summary, as the status page does.
+func summarize(ctx context.Context, db eclrs.DBTX) (*Summary, error) {
+	counts, err := tally.Read(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return Summarize(ctx, db, counts)
 }

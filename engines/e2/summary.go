@@ -7,6 +7,7 @@ import (
 
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/status"
+	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
 
 // Summary is Engine 2's side of `viaduct status`: what became of the test results and what is still waiting.
@@ -34,29 +35,34 @@ type Summary struct {
 	Failures []status.Failure `json:"failures"`
 }
 
-// Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up.
-func Summarize(ctx context.Context, db eclrs.DBTX) (*Summary, error) {
-	s := &Summary{}
-	err := db.QueryRow(ctx, `SELECT
-		    (SELECT count(*) FROM test_result_events f JOIN events e ON e.id = f.event_id
-		      WHERE f.finished AND e.type = $1),
-		    (SELECT count(*) FROM test_result_events f JOIN events e ON e.id = f.event_id
-		      WHERE f.finished AND e.type = $2),
-		    (SELECT count(*) FROM events WHERE type = $3),
+// Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up. counts are the
+// tallies read in the same transaction. Nothing here reads the whole history: totals come from the tallies, and
+// the waiting results from above the claim floor.
+func Summarize(ctx context.Context, db eclrs.DBTX, counts tally.Counts) (*Summary, error) {
+	s := &Summary{
+		Processed:  counts[tally.EventName(eclrs.EventProcessed)],
+		Failed:     counts[tally.EventName(eclrs.EventProcessingFailed)],
+		Ignored:    counts[tally.EventName(eclrs.EventTestResultIgnored)],
+		People:     counts[tally.People],
+		IndexCases: counts[tally.IndexCases],
+		LabResults: counts[tally.LabResults],
+	}
+	floor, err := storedFloor(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	err = db.QueryRow(ctx, `SELECT
 		    (SELECT count(*) FROM test_result_attempts),
-		    (SELECT count(*) FROM people), (SELECT count(*) FROM index_cases), (SELECT count(*) FROM lab_results),
 		    (SELECT count(*) FROM events WHERE type = $1 AND inserted_at > now() - interval '1 hour'),
 		    (SELECT count(*) FROM events WHERE type = $2 AND inserted_at > now() - interval '1 hour')`,
-		eclrs.EventProcessed, eclrs.EventProcessingFailed, eclrs.EventTestResultIgnored).
-		Scan(&s.Processed, &s.Failed, &s.Ignored, &s.Retrying, &s.People, &s.IndexCases, &s.LabResults,
-			&s.ProcessedLastHour, &s.FailedLastHour)
+		eclrs.EventProcessed, eclrs.EventProcessingFailed).
+		Scan(&s.Retrying, &s.ProcessedLastHour, &s.FailedLastHour)
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 2's work: %w", err)
 	}
-	err = db.QueryRow(ctx, `SELECT count(*), min(tr.inserted_at),
-		       coalesce(extract(epoch FROM now() - min(tr.inserted_at)), 0)::float8
-		  FROM test_results tr
-		 WHERE `+unfinished, int64(0)).
+	err = db.QueryRow(ctx, `SELECT count(*), min(inserted_at),
+		       coalesce(extract(epoch FROM now() - min(inserted_at)), 0)::float8
+		  FROM (`+waitingResults+`) w`, floor).
 		Scan(&s.Waiting, &s.OldestWaiting, &s.OldestWaitingAge)
 	if err != nil {
 		return nil, fmt.Errorf("counting waiting test results: %w", err)

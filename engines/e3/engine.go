@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,11 +18,14 @@ import (
 type Config struct {
 	// BatchSize is how many changed index cases one transaction enqueues. Defaults to 100.
 	BatchSize int
-	// BusyPollInterval is the pause between batches while cases keep coming; IdlePollInterval the pause after a
-	// pass found nothing. Default to 1 and 5 seconds, as in the original.
+	// BusyPollInterval is the pause after a pass that enqueued cases; IdlePollInterval the pause after a pass that
+	// found nothing. Default to 100 and 500 milliseconds: a pass costs what changed since the last one, so polling
+	// often is cheap, and a change reaches Engine 4 within about IdlePollInterval. (The original's 1 and 5 seconds
+	// were set by a pass that read every index case.)
 	BusyPollInterval time.Duration
 	IdlePollInterval time.Duration
-	// UntilIdle makes Run return nil once a pass over every index case enqueues nothing.
+	// UntilIdle makes Run return nil once a pass enqueues nothing. Cases it had to leave (their job is running) are
+	// logged.
 	UntilIdle bool
 }
 
@@ -30,10 +34,10 @@ func (c *Config) setDefaults() {
 		c.BatchSize = 100
 	}
 	if c.BusyPollInterval == 0 {
-		c.BusyPollInterval = time.Second
+		c.BusyPollInterval = 100 * time.Millisecond
 	}
 	if c.IdlePollInterval == 0 {
-		c.IdlePollInterval = 5 * time.Second
+		c.IdlePollInterval = 500 * time.Millisecond
 	}
 }
 
@@ -91,14 +95,24 @@ func New(config Config, deps Deps) (*Engine, error) {
 	return &Engine{config: config, deps: deps, logger: deps.Logger}, nil
 }
 
-// Run enqueues changed index cases until ctx is done (or, with UntilIdle, until a whole pass enqueues nothing). It
-// walks the index cases in id order a batch at a time and starts again from the first when it reaches the end, so
-// a case that changes again is found on the next pass.
+// passLock keeps passes apart across daemons: a pass reads and advances the one horizon, so two at once would only
+// do the same work twice. Daemons that find it taken idle until the next interval.
+const passLock = "viaduct:e3:pass"
+
+// passResult is what one pass did.
+type passResult struct {
+	ran      bool // false when another daemon's pass held the lock
+	waiting  int  // changed cases found
+	enqueued int  // handed off to Engine 4
+	deferred int  // left for a later pass (job running, or case locked)
+}
+
+// Run enqueues changed index cases until ctx is done (or, with UntilIdle, until a pass enqueues nothing). Each pass
+// reads the cases changed since the horizon, hands them off a batch at a time and then advances the horizon.
 func (e *Engine) Run(ctx context.Context) error {
-	var after int64
-	enqueuedThisPass, deferredThisPass, failures := 0, 0, 0
+	failures := 0
 	for ctx.Err() == nil {
-		res, err := e.enqueueBatch(ctx, after)
+		res, err := e.pass(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -110,25 +124,81 @@ func (e *Engine) Run(ctx context.Context) error {
 			continue
 		}
 		failures = 0
-		enqueuedThisPass += res.enqueued
-		deferredThisPass += res.deferred
 		if res.enqueued > 0 {
 			e.logger.Info("index cases enqueued for CommCare", zap.Int("enqueued", res.enqueued),
-				zap.Int("already_queued", res.deferred))
+				zap.Int("deferred", res.deferred))
 		}
-		if res.last != 0 {
-			after = res.last
-			sleep(ctx, e.config.BusyPollInterval)
-			continue
-		}
-		// The end of a pass.
-		if e.config.UntilIdle && enqueuedThisPass == 0 && deferredThisPass == 0 {
+		if e.config.UntilIdle && res.ran && res.enqueued == 0 {
+			if res.deferred > 0 {
+				e.logger.Warn("stopping with changed index cases left: their Engine 4 job is running (or another "+
+					"transaction held them); a later pass hands them off once it is done",
+					zap.Int("left", res.deferred), zap.Int64s("index_case_ids", e.deferredIDs(ctx)))
+			}
 			return nil
 		}
-		after, enqueuedThisPass, deferredThisPass = 0, 0, 0
-		sleep(ctx, e.config.IdlePollInterval)
+		if res.enqueued > 0 {
+			sleep(ctx, e.config.BusyPollInterval)
+		} else {
+			sleep(ctx, e.config.IdlePollInterval)
+		}
 	}
 	return nil
+}
+
+// pass runs one pass under the pass lock.
+func (e *Engine) pass(ctx context.Context) (passResult, error) {
+	var res passResult
+	conn, err := e.deps.Pool.Acquire(ctx)
+	if err != nil {
+		return res, fmt.Errorf("acquiring a connection: %w", err)
+	}
+	defer conn.Release()
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, passLock).Scan(&res.ran); err != nil {
+		return res, fmt.Errorf("taking the pass lock: %w", err)
+	}
+	if !res.ran {
+		return res, nil
+	}
+	defer func() {
+		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(unlockCtx, `SELECT pg_advisory_unlock(hashtext($1))`, passLock); err != nil {
+			// The session still holds the lock; closing it releases the lock.
+			_ = conn.Conn().Close(unlockCtx)
+		}
+	}()
+
+	h, err := readHorizon(ctx, conn)
+	if err != nil {
+		return res, err
+	}
+	ids, err := waiting(ctx, conn, h)
+	if err != nil {
+		return res, err
+	}
+	res.waiting = len(ids)
+	if err := forgetDeferred(ctx, conn, ids); err != nil {
+		return res, err
+	}
+	for chunk := range slices.Chunk(ids, e.config.BatchSize) {
+		r, err := e.enqueueBatch(ctx, chunk)
+		if err != nil {
+			return res, err
+		}
+		res.enqueued += r.enqueued
+		res.deferred += r.deferred
+	}
+	return res, advanceHorizon(ctx, conn, h)
+}
+
+// deferredIDs lists the deferred index cases, for the log line of an until-idle run that leaves some.
+func (e *Engine) deferredIDs(ctx context.Context) []int64 {
+	rows, err := e.deps.Pool.Query(ctx, `SELECT index_case_id FROM e3_deferred ORDER BY 1 LIMIT 100`)
+	if err != nil {
+		return nil
+	}
+	ids, _ := pgx.CollectRows(rows, pgx.RowTo[int64])
+	return ids
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -177,11 +177,18 @@ func TestChangeWhileJobWaitsOrRuns(t *testing.T) {
 	_, err := f.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now()`)
 	require.NoError(t, err)
 	f.addEvents(t, id, commcare.EventLabResultUpdated)
-	res, err := f.engine(t, nil).enqueueBatch(ctx, 0)
+	res, err := f.engine(t, nil).pass(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, res.deferred)
 	require.Zero(t, res.enqueued)
 	require.Equal(t, 2, f.enqueuedEvents(t, id), "no hand-off recorded while the job runs")
+	// The horizon has moved past the change; the case is remembered apart, so passes see it without a new event.
+	var deferred []int64
+	rows, err := f.db.Pool.Query(ctx, `SELECT index_case_id FROM e3_deferred`)
+	require.NoError(t, err)
+	deferred, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	require.Equal(t, []int64{id}, deferred)
 
 	// ... and once that job has finished it is queued again: the change is not lost.
 	_, err = f.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'completed', finalized_at = now()`)

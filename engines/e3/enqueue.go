@@ -3,7 +3,9 @@ package e3
 import (
 	"context"
 	"fmt"
+	"slices"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -11,29 +13,18 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
-// changedCondition is the reference's selection rule (§4.1), by event id and never by time: among a case's change
-// and hand-off events (commcare.ChangeEventTypes, commcare.HandOffEventTypes, passed as $3 and $4), the newest
-// change is newer than the newest hand-off, or there is no hand-off. Other event types do not count.
-const changedCondition = `EXISTS (
-	SELECT 1
-	  FROM (SELECT max(e.id) FILTER (WHERE e.type = ANY($3)) AS found,
-	               max(e.id) FILTER (WHERE e.type = ANY($4)) AS handed
-	          FROM index_case_events j JOIN events e ON e.id = j.event_id
-	         WHERE j.index_case_id = ic.id AND e.type = ANY($3 || $4)) m
-	 WHERE m.found IS NOT NULL AND (m.handed IS NULL OR m.handed < m.found))`
-
 // batchResult is what one batch did.
 type batchResult struct {
-	last     int64 // the highest index case id looked at; 0 when the pass is over
-	enqueued int   // jobs inserted (with their event)
-	deferred int   // cases whose job is running now: enqueued again on a later pass
+	enqueued int // jobs inserted or found waiting, each with its hand-off event
+	deferred int // changed cases left for a later pass: their job is running, or another transaction held the case
 }
 
-// enqueueBatch claims up to BatchSize changed index cases with ids above after and, in one transaction, inserts an
-// Engine 4 job and a send_to_commcare_enqueued event for each. A case whose job is already waiting gets the event
-// too (that job will send the newest data); a case whose job is running is left changed, so a later pass enqueues
-// it again once that job is done.
-func (e *Engine) enqueueBatch(ctx context.Context, after int64) (batchResult, error) {
+// enqueueBatch looks at the candidate index cases ids and, in one transaction, inserts an Engine 4 job and a
+// send_to_commcare_enqueued event for each that changed since its last hand-off. A case whose job is already waiting
+// gets the event too (that job will send the newest data). A case whose job is running, or that another transaction
+// holds locked, is deferred: e3_deferred keeps it a candidate of every pass until it is handed off or found
+// unchanged, so the horizon can move past its events without losing it.
+func (e *Engine) enqueueBatch(ctx context.Context, ids []int64) (batchResult, error) {
 	var res batchResult
 	tx, err := e.deps.Pool.Begin(ctx)
 	if err != nil {
@@ -41,59 +32,83 @@ func (e *Engine) enqueueBatch(ctx context.Context, after int64) (batchResult, er
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
 
-	rows, err := tx.Query(ctx, `SELECT ic.id, ic.case_id, ic.county_id FROM index_cases ic
-		 WHERE ic.id > $1 AND `+changedCondition+`
-		 ORDER BY ic.id LIMIT $2
-		   FOR UPDATE OF ic SKIP LOCKED`, after, e.config.BatchSize, commcare.ChangeEventTypes, commcare.HandOffEventTypes)
+	// Skipping locked rows rather than waiting keeps Engine 3 out of lock cycles with the engines that lock several
+	// cases at once; what it skips, it defers.
+	rows, err := tx.Query(ctx, `SELECT id FROM index_cases WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED`, ids)
 	if err != nil {
-		return res, fmt.Errorf("selecting changed index cases: %w", err)
+		return res, fmt.Errorf("locking index cases: %w", err)
 	}
-	var ids []int64
-	var params []river.InsertManyParams
-	for rows.Next() {
-		var id int64
-		var args commcare.CaseLoaderArgs
-		if err := rows.Scan(&id, &args.CaseID, &args.CountyID); err != nil {
-			rows.Close()
-			return res, fmt.Errorf("reading an index case: %w", err)
+	locked, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return res, fmt.Errorf("locking index cases: %w", err)
+	}
+	var later []int64
+	for _, id := range ids {
+		if _, found := slices.BinarySearch(locked, id); !found {
+			later = append(later, id)
 		}
-		ids = append(ids, id)
-		params = append(params, river.InsertManyParams{Args: args})
 	}
-	if err := rows.Err(); err != nil {
-		return res, fmt.Errorf("selecting changed index cases: %w", err)
-	}
-	if len(ids) == 0 {
-		return res, tx.Commit(ctx)
-	}
-	res.last = ids[len(ids)-1]
-	// The rows were chosen on the statement's snapshot. Another daemon may have handed one of them off and committed
-	// between that snapshot and our lock; a fresh statement sees its events, so the rule is checked again.
-	ids, params, err = stillChanged(ctx, tx, ids, params)
+
+	// The rule is read after the lock, by a statement that sees every event committed so far: a hand-off another
+	// daemon committed a moment ago, or a change that came in after the candidates were read.
+	changed, params, err := changedAmong(ctx, tx, locked)
 	if err != nil {
 		return res, err
 	}
-
-	inserted, err := e.deps.Jobs.InsertManyTx(ctx, tx, params)
-	if err != nil {
-		return res, fmt.Errorf("inserting %d jobs: %w", len(params), err)
-	}
 	var handed []int64
-	for i, r := range inserted {
-		if r.UniqueSkippedAsDuplicate && r.Job != nil && r.Job.State == rivertype.JobStateRunning {
-			res.deferred++
-			continue
+	if len(params) > 0 {
+		inserted, err := e.deps.Jobs.InsertManyTx(ctx, tx, params)
+		if err != nil {
+			return res, fmt.Errorf("inserting %d jobs: %w", len(params), err)
 		}
-		handed = append(handed, ids[i])
+		for i, r := range inserted {
+			if r.UniqueSkippedAsDuplicate && r.Job != nil && r.Job.State == rivertype.JobStateRunning {
+				// The running job may have read the case already; it is handed off again once that job ends.
+				later = append(later, changed[i])
+				continue
+			}
+			handed = append(handed, changed[i])
+		}
 	}
 	if err := recordEnqueued(ctx, tx, handed); err != nil {
+		return res, err
+	}
+	if err := settleDeferred(ctx, tx, locked, later); err != nil {
 		return res, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return res, fmt.Errorf("committing: %w", err)
 	}
-	res.enqueued = len(handed)
+	res.enqueued, res.deferred = len(handed), len(later)
 	return res, nil
+}
+
+// changedAmong returns which of the locked index cases the rule selects, with the job for each.
+func changedAmong(ctx context.Context, db eclrs.DBTX, ids []int64) ([]int64, []river.InsertManyParams, error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	rows, err := db.Query(ctx, `SELECT ic.id, ic.case_id, ic.county_id FROM index_cases ic
+		 WHERE ic.id = ANY($1) AND `+changedCondition+` ORDER BY ic.id`, ids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("selecting changed index cases: %w", err)
+	}
+	defer rows.Close()
+	var changed []int64
+	var params []river.InsertManyParams
+	for rows.Next() {
+		var id int64
+		var args commcare.CaseLoaderArgs
+		if err := rows.Scan(&id, &args.CaseID, &args.CountyID); err != nil {
+			return nil, nil, fmt.Errorf("reading an index case: %w", err)
+		}
+		changed = append(changed, id)
+		params = append(params, river.InsertManyParams{Args: args})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("selecting changed index cases: %w", err)
+	}
+	return changed, params, nil
 }
 
 // recordEnqueued saves a send_to_commcare_enqueued event on each index case.
@@ -111,33 +126,20 @@ func recordEnqueued(ctx context.Context, db eclrs.DBTX, caseIDs []int64) error {
 	return nil
 }
 
-// stillChanged keeps the claimed cases that are still changed, by a statement that sees every hand-off committed
-// so far.
-func stillChanged(ctx context.Context, db eclrs.DBTX, ids []int64, params []river.InsertManyParams) ([]int64, []river.InsertManyParams, error) {
-	rows, err := db.Query(ctx, `SELECT ic.id FROM index_cases ic WHERE ic.id = ANY($1) AND ic.id > $2 AND `+
-		changedCondition, ids, int64(0), commcare.ChangeEventTypes, commcare.HandOffEventTypes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("checking claimed index cases: %w", err)
-	}
-	keep := map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, nil, fmt.Errorf("checking claimed index cases: %w", err)
-		}
-		keep[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("checking claimed index cases: %w", err)
-	}
-	var keptIDs []int64
-	var keptParams []river.InsertManyParams
-	for i, id := range ids {
-		if keep[id] {
-			keptIDs = append(keptIDs, id)
-			keptParams = append(keptParams, params[i])
+// settleDeferred keeps the cases of later deferred and forgets the other locked ones: each was handed off or found
+// unchanged in this transaction.
+func settleDeferred(ctx context.Context, db eclrs.DBTX, locked, later []int64) error {
+	if len(later) > 0 {
+		if _, err := db.Exec(ctx, `INSERT INTO e3_deferred (index_case_id) SELECT unnest($1::bigint[])
+			ON CONFLICT (index_case_id) DO NOTHING`, later); err != nil {
+			return fmt.Errorf("deferring %d index cases: %w", len(later), err)
 		}
 	}
-	return keptIDs, keptParams, nil
+	if len(locked) > 0 {
+		if _, err := db.Exec(ctx, `DELETE FROM e3_deferred WHERE index_case_id = ANY($1) AND index_case_id <> ALL(coalesce($2::bigint[], '{}'))`,
+			locked, later); err != nil {
+			return fmt.Errorf("settling deferred index cases: %w", err)
+		}
+	}
+	return nil
 }

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
+
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
 
 // Summary is Engine 3's side of `viaduct status`.
@@ -22,22 +25,27 @@ type Summary struct {
 	EnqueuedLastHour int64 `json:"enqueued_last_hour"`
 }
 
-// Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up.
-func Summarize(ctx context.Context, db eclrs.DBTX) (*Summary, error) {
-	s := &Summary{}
+// Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up. counts are the
+// tallies read in the same transaction. It costs what changed since the last pass, like a pass.
+func Summarize(ctx context.Context, db eclrs.DBTX, counts tally.Counts) (*Summary, error) {
+	s := &Summary{Enqueued: counts[tally.EventName(commcare.EventSendToCommCareEnqueued)]}
+	var h pgtype.Text
+	if err := db.QueryRow(ctx, `SELECT horizon::text FROM e3_cursor`).Scan(&h); err != nil {
+		return nil, fmt.Errorf("reading Engine 3's horizon: %w", err)
+	}
 	// A waiting case has waited since its first change after its newest hand-off.
-	err := db.QueryRow(ctx, `WITH waiting AS (
+	err := db.QueryRow(ctx, `WITH w AS (`+waitingCases+`),
+		  waiting AS (
 		  SELECT (SELECT min(e.inserted_at) FROM index_case_events j JOIN events e ON e.id = j.event_id
-		           WHERE j.index_case_id = ic.id AND e.type = ANY($3)
+		           WHERE j.index_case_id = w.id AND e.type = ANY($2)
 		             AND e.id > coalesce((SELECT max(e.id) FROM index_case_events j JOIN events e ON e.id = j.event_id
-		                                   WHERE j.index_case_id = ic.id AND e.type = ANY($4)), 0)) AS since
-		    FROM index_cases ic WHERE ic.id > $1 AND `+changedCondition+`)
+		                                   WHERE j.index_case_id = w.id AND e.type = ANY($3)), 0)) AS since
+		    FROM w)
 		SELECT (SELECT count(*) FROM waiting), (SELECT min(since) FROM waiting),
 		       coalesce((SELECT extract(epoch FROM now() - min(since)) FROM waiting), 0)::float8,
-		       (SELECT count(*) FROM events WHERE type = $2),
-		       (SELECT count(*) FROM events WHERE type = $2 AND inserted_at > now() - interval '1 hour')`,
-		int64(0), commcare.EventSendToCommCareEnqueued, commcare.ChangeEventTypes, commcare.HandOffEventTypes).
-		Scan(&s.Waiting, &s.OldestWaiting, &s.OldestWaitingAge, &s.Enqueued, &s.EnqueuedLastHour)
+		       (SELECT count(*) FROM events WHERE type = $4 AND inserted_at > now() - interval '1 hour')`,
+		h, commcare.ChangeEventTypes, commcare.HandOffEventTypes, commcare.EventSendToCommCareEnqueued).
+		Scan(&s.Waiting, &s.OldestWaiting, &s.OldestWaitingAge, &s.EnqueuedLastHour)
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 3's work: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/viaduct-nys/viaduct/pkg/status"
+	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
 
 // Summary is Engine 1's side of `viaduct status`: how much has arrived and what went wrong.
@@ -40,8 +41,8 @@ type Summary struct {
 	Failures []status.Failure `json:"failures"`
 }
 
-// Summarize reads the Summary in one snapshot.
-func Summarize(ctx context.Context, db DBTX) (*Summary, error) {
+// Summarize reads the Summary in one snapshot; counts are the tallies read in the same one.
+func Summarize(ctx context.Context, db DBTX, counts tally.Counts) (*Summary, error) {
 	s := &Summary{Files: map[string]int64{FileImporting: 0, FileImported: 0, FileFailed: 0, FileSkipped: 0}}
 	rows, err := db.Query(ctx, `SELECT status, count(*) FROM files GROUP BY status`)
 	if err != nil {
@@ -60,8 +61,8 @@ func Summarize(ctx context.Context, db DBTX) (*Summary, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("counting files: %w", err)
 	}
-	err = db.QueryRow(ctx, `SELECT (SELECT count(*) FROM test_results), (SELECT count(*) FROM file_row_errors),
-		(SELECT count(*) FROM counties)`).Scan(&s.TestResults, &s.RowErrors, &s.Counties)
+	s.TestResults, s.RowErrors = counts[tally.TestResults], counts[tally.FileRowErrors]
+	err = db.QueryRow(ctx, `SELECT count(*) FROM counties`).Scan(&s.Counties)
 	if err != nil {
 		return nil, fmt.Errorf("counting rows: %w", err)
 	}
