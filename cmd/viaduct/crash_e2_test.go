@@ -157,6 +157,12 @@ func TestE2CrashSafety(t *testing.T) {
 		t.Logf("killed at %d of %d test results finished (aim: at least %d)", after, total, atLeast)
 		require.Less(t, after, total, "killed before the end")
 		requireE2Consistent(t, crashed, false)
+		// The stored claim floor, which the restart claims from, never passes a result still to do.
+		require.Empty(t, queryRows(t, crashed, `SELECT tr.id FROM test_results tr, e2_claim_floor fl
+			WHERE tr.id <= fl.test_result_id AND NOT EXISTS (SELECT 1 FROM test_result_events f
+			WHERE f.test_result_id = tr.id AND f.finished)
+			AND NOT EXISTS (SELECT 1 FROM test_result_attempts a WHERE a.test_result_id = tr.id)`),
+			"unfinished test results below the stored floor")
 	}
 
 	p = startViaduct(t, e2Env(crashed), args("--until-idle")...)
@@ -164,4 +170,5 @@ func TestE2CrashSafety(t *testing.T) {
 	requireE2Consistent(t, crashed, true)
 	require.Equal(t, total, finishedCount(t, crashed))
 	require.Equal(t, want, readE2Outcome(t, crashed), "the interrupted runs end as the uninterrupted one")
+	requireTalliesExact(t, crashed)
 }

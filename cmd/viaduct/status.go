@@ -23,7 +23,9 @@ import (
 // statusReport is what `viaduct status` and the /status page show: one summary per engine, read in one snapshot.
 type statusReport struct {
 	// AsOf is the database's clock when the snapshot was taken.
-	AsOf time.Time      `json:"as_of"`
+	AsOf time.Time `json:"as_of"`
+	// Note says why an older report is shown (the /status page's cache), empty when the report is current.
+	Note string         `json:"note,omitempty"`
 	E1   *eclrs.Summary `json:"e1"`
 	E2   *e2.Summary    `json:"e2"`
 	E3   *e3.Summary    `json:"e3"`

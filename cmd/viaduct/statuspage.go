@@ -25,6 +25,7 @@ var statusTemplate = template.Must(template.New("status").Parse(statusHTML))
 // statusPage is what the template renders: the report, worded as `viaduct status` words it.
 type statusPage struct {
 	AsOf          string
+	Note          string
 	RiverUI       bool
 	Engines       []engineLine
 	FailureWindow string
@@ -52,12 +53,10 @@ type domainLine struct {
 func newStatusPage(db interface {
 	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
 }, riverUI bool) http.Handler {
-	cache := &statusCache{read: func(ctx context.Context) (*statusReport, error) { return readStatus(ctx, db) }}
+	cache := &statusCache{read: func(ctx context.Context) (*statusReport, error) { return readStatus(ctx, db) },
+		wait: statusWait}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		report, err := cache.get(r.Context())
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("the database did not answer within %s (overloaded?): %w", statusReadTimeout, err)
-		}
 		if err != nil {
 			http.Error(w, "reading the status: "+err.Error(), http.StatusServiceUnavailable)
 			return
@@ -85,38 +84,107 @@ func newStatusPage(db interface {
 const statusReadTimeout = 10 * time.Second
 
 // statusCacheFor is how long a report is served again: the page refreshes itself every 30 s in every open tab, and
-// monitors may poll it too, while a read counts over every engine's tables.
+// monitors may poll it too.
 const statusCacheFor = 10 * time.Second
 
-// statusCache serves the last report while it is fresh and reads at most one at a time, so the database pays one
-// read per statusCacheFor however many ask.
+// statusWait is how long a request waits for a newer report before it is served the last one with a note: a page
+// that answers late, or with 503, because the database is slow to count helps nobody at 3 a.m.
+const statusWait = 2 * time.Second
+
+// statusCache serves the last report while it is fresh, and reads at most one at a time, in the background, so the
+// database pays one read per statusCacheFor however many ask and a slow read never holds a request past statusWait
+// while an older report can be shown.
 type statusCache struct {
 	read func(context.Context) (*statusReport, error)
+	// wait is statusWait; tests shorten it.
+	wait time.Duration
 
-	mu     sync.Mutex
-	last   *statusReport
-	readAt time.Time
+	mu       sync.Mutex
+	last     *statusReport
+	readAt   time.Time
+	lastErr  error         // why the last read failed; nil when it did not
+	triedAt  time.Time     // when the last read started
+	inFlight chan struct{} // closed when the read under way ends; nil when none is
 }
 
 func (c *statusCache) get(ctx context.Context) (*statusReport, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.last != nil && time.Since(c.readAt) < statusCacheFor {
+		defer c.mu.Unlock()
 		return c.last, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, statusReadTimeout)
+	if c.inFlight == nil && c.lastErr != nil && time.Since(c.triedAt) < statusCacheFor {
+		// The last read failed a moment ago: answer from it rather than ask a struggling database again.
+		defer c.mu.Unlock()
+		return c.answer(nil)
+	}
+	done := c.inFlight
+	if done == nil {
+		done = make(chan struct{})
+		c.inFlight, c.triedAt = done, time.Now()
+		go c.refresh(done)
+	}
+	last := c.last
+	c.mu.Unlock()
+
+	wait := make(<-chan time.Time) // with nothing to show meanwhile, wait for the read
+	if last != nil {
+		t := time.NewTimer(c.wait)
+		defer t.Stop()
+		wait = t.C
+	}
+	select {
+	case <-done:
+	case <-wait:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.answer(last)
+}
+
+// answer returns the newest report: the one just read if it is not before, else before with a note saying why
+// nothing newer is shown. With no report at all, it returns why. c.mu is held.
+func (c *statusCache) answer(before *statusReport) (*statusReport, error) {
+	switch {
+	case c.last == nil:
+		return nil, c.lastErr
+	case c.last != before && c.lastErr == nil && c.inFlight == nil:
+		return c.last, nil
+	}
+	stale := *c.last
+	if c.lastErr != nil {
+		stale.Note = fmt.Sprintf("The last read of the status failed (%v); shown is the report read at %s.",
+			c.lastErr, formatTime(&c.last.AsOf))
+	} else {
+		stale.Note = fmt.Sprintf("Counting is taking longer than %s; shown is the report read at %s.",
+			c.wait, formatTime(&c.last.AsOf))
+	}
+	return &stale, nil
+}
+
+// refresh reads a report, detached from the request that started it so that the next request can use it.
+func (c *statusCache) refresh(done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), statusReadTimeout)
 	defer cancel()
 	r, err := c.read(ctx)
-	if err != nil {
-		return nil, err
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("the database did not answer within %s (overloaded?): %w", statusReadTimeout, err)
 	}
-	c.last, c.readAt = r, time.Now()
-	return r, nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.last, c.readAt = r, time.Now()
+	}
+	c.lastErr, c.inFlight = err, nil
+	close(done)
 }
 
 func newStatusPageData(r *statusReport, riverUI bool) *statusPage {
 	p := &statusPage{
 		AsOf:          formatTime(&r.AsOf),
+		Note:          r.Note,
 		RiverUI:       riverUI,
 		Engines:       r.engines(),
 		FailureWindow: status.FailureWindow,

@@ -183,3 +183,43 @@ func summarize(ctx context.Context, db eclrs.DBTX) (*Summary, error) {
 	}
 	return Summarize(ctx, db, counts)
 }
+
+// TestClaimFloor: the floor every daemon reached is stored, a new engine claims from it rather than from the first
+// result ever imported, and a result below it that waits for a retry is still claimed once the retry is due.
+func TestClaimFloor(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	stored := func() int64 {
+		floor, err := storedFloor(ctx, f.db.Pool)
+		require.NoError(t, err)
+		return floor
+	}
+	unplaceable := newTestResult()
+	unplaceable.CountyID = 4242 // in the list below, but without a counties row: retried
+	retried := f.insert(t, unplaceable)
+	var last int64
+	for range 3 {
+		last = f.insert(t, newTestResult())
+	}
+	f.counties.list = mustCountyList(t, append(f.counties.list.All(), commcare.County{FIPS: "4242", Name: "newshire",
+		Display: "Newshire", Domain: "uk-newshire-cdcms", LocationID: "n4n4", Participating: true}))
+	require.Zero(t, stored())
+
+	f.drain(t, nil)
+	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM test_result_attempts WHERE test_result_id = $1`, retried))
+	require.Equal(t, last, stored(), "past the result waiting for its retry, which is claimed from its attempts")
+
+	e := f.engine(t, nil)
+	floor, err := e.claimFloor(ctx)
+	require.NoError(t, err)
+	require.Equal(t, last, floor, "a new engine starts from the stored floor")
+
+	_, err = f.db.Pool.Exec(ctx, `INSERT INTO counties (id) VALUES (4242)`)
+	require.NoError(t, err)
+	_, err = f.db.Pool.Exec(ctx, `UPDATE test_result_attempts SET next_attempt_at = now()`)
+	require.NoError(t, err)
+	f.drain(t, nil)
+	require.Contains(t, f.trEvents(t, retried), "processed", "the due retry below the floor was claimed")
+	require.Zero(t, f.count(t, `SELECT count(*) FROM test_result_attempts`))
+}

@@ -10,10 +10,13 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
 
 type fixture struct {
@@ -224,4 +227,135 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	require.ErrorContains(t, err, "idle at least 10ms")
 	require.ErrorContains(t, err, "a database pool is required")
 	require.ErrorContains(t, err, "a River client is required")
+}
+
+// TestChangeCommittedOutOfIDOrder: event ids are taken before commit, so a change can commit after a pass has
+// handed off a later-numbered one and moved the horizon. The horizon is a transaction id below every transaction
+// still running, so the late change is read by the next pass.
+func TestChangeCommittedOutOfIDOrder(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	late, early := f.addCase(t), f.addCase(t)
+
+	// The late change takes its event id first and commits last.
+	tx, err := f.db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	_, err = tx.Exec(ctx, `WITH ev AS (INSERT INTO events (type) VALUES ($1) RETURNING id)
+		INSERT INTO index_case_events (index_case_id, event_id) SELECT $2, id FROM ev`, commcare.EventIndexCaseCreated, late)
+	require.NoError(t, err)
+	f.addEvents(t, early, commcare.EventIndexCaseCreated)
+
+	res, err := f.engine(t, nil).pass(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.enqueued)
+	require.Equal(t, []string{f.caseID(t, early)}, f.jobs(t))
+	require.NoError(t, tx.Commit(ctx))
+
+	f.drain(t)
+	require.Equal(t, []string{f.caseID(t, early), f.caseID(t, late)}, f.jobs(t), "the late change is handed off too")
+	require.Equal(t, 1, f.enqueuedEvents(t, late))
+}
+
+// TestNoJobsLeftAfterTheRecheck: when another daemon hands off every case of a batch between the read of the
+// candidates and the lock, the batch inserts nothing and is not an error (River refuses an empty insert).
+func TestNoJobsLeftAfterTheRecheck(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	ids := []int64{f.addCase(t, commcare.EventIndexCaseCreated), f.addCase(t, commcare.EventIndexCaseCreated)}
+	for _, id := range ids {
+		f.addEvents(t, id, commcare.EventSendToCommCareEnqueued) // the other daemon's hand-off
+	}
+	res, err := f.engine(t, nil).enqueueBatch(ctx, ids)
+	require.NoError(t, err)
+	require.Equal(t, batchResult{}, res)
+	require.Empty(t, f.jobs(t))
+}
+
+// TestWaitingEqualsRecount: through hand-offs, changes, a running job and a locked case, what the status page
+// reads from the horizon equals the rule evaluated on every index case.
+func TestWaitingEqualsRecount(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	requireEqual := func(step string) {
+		t.Helper()
+		counts, err := tally.Read(ctx, f.db.Pool)
+		require.NoError(t, err)
+		s, err := Summarize(ctx, f.db.Pool, counts)
+		require.NoError(t, err)
+		rows, err := f.db.Pool.Query(ctx, waitingCases, nil) // no horizon: every index case
+		require.NoError(t, err)
+		recount, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		require.NoError(t, err)
+		require.Equal(t, int64(len(recount)), s.Waiting, step)
+		var enqueued int64
+		require.NoError(t, f.db.Pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE type = $1`,
+			commcare.EventSendToCommCareEnqueued).Scan(&enqueued))
+		require.Equal(t, enqueued, s.Enqueued, step)
+	}
+	var ids []int64
+	for range 20 {
+		ids = append(ids, f.addCase(t, commcare.EventIndexCaseCreated))
+	}
+	requireEqual("before any pass")
+	f.drain(t)
+	requireEqual("all handed off")
+
+	for _, id := range ids[:5] {
+		f.addEvents(t, id, commcare.EventLabResultCreated)
+	}
+	requireEqual("five changed")
+
+	// One job runs, one case is held by another transaction: both deferred past the horizon.
+	_, err := f.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now()
+		 WHERE args->>'case_id' = $1`, f.caseID(t, ids[0]))
+	require.NoError(t, err)
+	tx, err := f.db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	_, err = tx.Exec(ctx, `SELECT 1 FROM index_cases WHERE id = $1 FOR UPDATE`, ids[1])
+	require.NoError(t, err)
+	res, err := f.engine(t, nil).pass(ctx)
+	require.NoError(t, err)
+	require.Equal(t, passResult{ran: true, waiting: 5, enqueued: 3, deferred: 2}, res)
+	requireEqual("two deferred")
+	require.NoError(t, tx.Rollback(ctx))
+
+	f.drain(t)
+	requireEqual("the locked one handed off, the running one still deferred")
+	_, err = f.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'completed', finalized_at = now()`)
+	require.NoError(t, err)
+	f.drain(t)
+	requireEqual("all handed off again")
+	counts, err := tally.Read(ctx, f.db.Pool)
+	require.NoError(t, err)
+	s, err := Summarize(ctx, f.db.Pool, counts)
+	require.NoError(t, err)
+	require.Zero(t, s.Waiting)
+}
+
+// TestUntilIdleLeavesAStuckJob: a changed case whose job is stuck running (its worker died) does not keep an
+// until-idle run from ending; the run says what it left.
+func TestUntilIdleLeavesAStuckJob(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	id := f.addCase(t, commcare.EventIndexCaseCreated)
+	f.drain(t)
+	_, err := f.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now()`)
+	require.NoError(t, err)
+	f.addEvents(t, id, commcare.EventIndexCaseUpdated)
+
+	core, logs := observer.New(zap.WarnLevel)
+	e, err := New(Config{UntilIdle: true, IdlePollInterval: 10 * time.Millisecond},
+		Deps{Pool: f.db.Pool, Jobs: f.client, Logger: zap.New(core)})
+	require.NoError(t, err)
+	require.NoError(t, e.Run(ctx))
+	left := logs.FilterMessageSnippet("stopping with changed index cases left").All()
+	require.Len(t, left, 1)
+	require.Equal(t, int64(1), left[0].ContextMap()["left"])
+	require.Equal(t, 1, f.enqueuedEvents(t, id), "not handed off while its job runs")
 }
