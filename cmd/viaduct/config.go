@@ -235,10 +235,10 @@ func (c *config) e2Config() e2.Config {
 
 func addE3(s *optionSet, c *config) {
 	s.Int(&c.E3BatchSize, "e3-batch-size", "VIADUCT_E3_BATCH_SIZE", 100, "Changed index cases Engine 3 enqueues per transaction.")
-	s.Duration(&c.E3BusyPollInterval, "e3-busy-poll-interval", "VIADUCT_E3_BUSY_POLL_INTERVAL", time.Second,
-		"Pause between Engine 3's batches while changed cases keep coming.")
-	s.Duration(&c.E3IdlePollInterval, "e3-idle-poll-interval", "VIADUCT_E3_IDLE_POLL_INTERVAL", 5*time.Second,
-		"Pause after a pass of Engine 3 over every index case.")
+	s.Duration(&c.E3BusyPollInterval, "e3-busy-poll-interval", "VIADUCT_E3_BUSY_POLL_INTERVAL", 100*time.Millisecond,
+		"Pause after a pass of Engine 3 that handed cases off.")
+	s.Duration(&c.E3IdlePollInterval, "e3-idle-poll-interval", "VIADUCT_E3_IDLE_POLL_INTERVAL", 500*time.Millisecond,
+		"Pause after a pass of Engine 3 that found nothing changed (a pass reads only what changed since the last).")
 	s.check(func() error { return c.e3Config().Validate() })
 }
 

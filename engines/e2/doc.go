@@ -31,8 +31,18 @@
 // Idle workers poll every PollInterval and wake at once on Engine 1's NOTIFY; full batches are followed immediately
 // by the next.
 //
+// Claims cost what is new, not what the history holds: they start above the claim floor (e2_claim_floor), below
+// which every result is finished or waits for a retry in test_result_attempts, where the claim finds it when it is
+// due. Engine 1 inserts results only under its import lock, taking their ids inside it, so ids commit in increasing
+// order and no result can appear below the floor later. After each batch a worker moves the floor up to just below
+// the first unfinished result that waits for no retry; each daemon stores it at most once a second (and when it
+// stops) as the greatest of its own and the stored one, and a daemon that starts claims from it. A kill between a
+// batch and the store only leaves the floor lower: the next claim skips a few more finished results. The status
+// page counts the waiting results from the same floor (waitingResults).
+//
 // # Writes
 //
 // people, index_cases, lab_results, change_logs, events with test_result_events and index_case_events (the
-// original's event types, listed in pkg/eclrs and pkg/commcare), and test_result_attempts for failed attempts.
+// original's event types, listed in pkg/eclrs and pkg/commcare), test_result_attempts for failed attempts, and the
+// claim floor.
 package e2

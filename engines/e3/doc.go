@@ -4,18 +4,41 @@
 //
 // index_cases and their events (index_case_events, events): a case needs sending when its newest data-changing
 // event (index_case_created/updated, lab_result_created/updated) is newer, by event id, than its newest hand-off
-// event (send_to_commcare_enqueued/succeeded/failed), the reference's rule. River's job table, for a case's job.
+// event (send_to_commcare_enqueued/succeeded/failed), the reference's rule (changedCondition). River's job table, for
+// a case's job. Its own state: the horizon (e3_cursor) and the deferred cases (e3_deferred).
 //
 // # Does
 //
-// Walks the index cases in id order a batch at a time, claiming changed ones with FOR UPDATE SKIP LOCKED so several
-// daemons share the work, and for each inserts an Engine 4 job (commcare.CaseLoaderArgs) and records the hand-off
-// in the same transaction. Jobs are unique per case while they wait, run or wait to retry, so a case is never queued
-// twice at once; a case that changes while its job runs is left changed and queued again on a later pass, once that
-// job has finished, so no change is lost. A pass that reaches the last case starts again from the first after the
-// idle interval; while cases keep coming, batches follow each other after the busy interval.
+// Passes, one at a time across every daemon (an advisory lock; a daemon that finds it taken waits for its next
+// interval). A pass costs what changed since the last one, not what the history holds:
+//
+//  1. It reads the stored horizon H and the xmin X of a fresh snapshot: every transaction with an id below X has
+//     ended. index_case_events records the transaction that wrote each row (xid, filled by a column default).
+//  2. The candidates are the cases with an event of any type written by a transaction at or above H, plus the
+//     deferred cases; the rule, evaluated on those alone, picks the waiting ones.
+//  3. A batch at a time, in one transaction each: lock the waiting cases (skipping those another transaction holds),
+//     evaluate the rule again on a fresh statement (another daemon, or Engine 4, may just have handed one off),
+//     insert one Engine 4 job per changed case (commcare.CaseLoaderArgs) and record its send_to_commcare_enqueued
+//     event. A case whose job is already waiting gets the event too: that job sends the newest data. A case whose
+//     job is running, or that was locked, is deferred: kept in e3_deferred until a pass hands it off or finds it
+//     unchanged.
+//  4. Once every batch has committed, the horizon becomes X.
+//
+// Why nothing is missed: a change event written by a transaction below the new horizon X committed before step 2
+// read the candidates, so its case was handed off, found unchanged on a statement that saw the change (impossible)
+// or deferred. A change from a transaction at or above X, committed or not yet, is a candidate of the next pass.
+// Event ids are taken before commit and commit out of order, so an event-id cursor could pass an event still being
+// written; a transaction-id horizon cannot. A long transaction elsewhere only holds X back: the next pass reads a
+// little more again, and the rule, evaluated again, keeps that harmless. A pass killed at any point leaves the
+// horizon where it was: the next pass reads the same candidates and the rule skips what was handed off. A database
+// migrated from before horizons existed has none (NULL): its first pass evaluates the rule on every index case once.
+//
+// Jobs are unique per case while they wait, run or wait to retry, so a case is never queued twice at once. The
+// status page's waiting count reads the same candidates through the same rule (waitingCases), so it is exact and
+// costs what a pass costs.
 //
 // # Writes
 //
-// River jobs (queue commcare.CaseLoaderQueue) and send_to_commcare_enqueued events on the index cases.
+// River jobs (queue commcare.CaseLoaderQueue), send_to_commcare_enqueued events on the index cases, the horizon and
+// the deferred cases.
 package e3
