@@ -69,6 +69,7 @@ type config struct {
 
 	E4Concurrency int
 	E4JobTimeout  time.Duration
+	E4RescueAfter time.Duration
 	E4RetryBase   time.Duration
 	E4RetryCap    time.Duration
 
@@ -257,6 +258,9 @@ func addE4(s *optionSet, c *config) {
 	s.Int(&c.E4Concurrency, "e4-concurrency", "VIADUCT_E4_CONCURRENCY", 32, "Engine 4 jobs this daemon works at once.")
 	s.Duration(&c.E4JobTimeout, "e4-job-timeout", "VIADUCT_E4_JOB_TIMEOUT", 2*time.Minute,
 		"Time limit for one Engine 4 attempt: its CommCare lookups, the post and the recording.")
+	s.Duration(&c.E4RescueAfter, "e4-rescue-after", "VIADUCT_E4_RESCUE_AFTER", 0,
+		"How long an Engine 4 job may stay running before it is taken for abandoned by a dead daemon and worked "+
+			"again (default: --e4-job-timeout plus a minute).")
 	s.Duration(&c.E4RetryBase, "e4-retry-base", "VIADUCT_E4_RETRY_BASE", 15*time.Second,
 		"Wait after an Engine 4 job's first failed attempt; it doubles with each failure up to --e4-retry-cap.")
 	s.Duration(&c.E4RetryCap, "e4-retry-cap", "VIADUCT_E4_RETRY_CAP", 24*time.Hour,
@@ -275,7 +279,7 @@ func addE4(s *optionSet, c *config) {
 func (c *config) e4Config() e4.Config {
 	return e4.Config{
 		Username: c.CommCareUsername, UserID: c.CommCareUserID, DryRun: !c.CommCarePosting,
-		Concurrency: c.E4Concurrency, JobTimeout: c.E4JobTimeout,
+		Concurrency: c.E4Concurrency, JobTimeout: c.E4JobTimeout, RescueAfter: c.E4RescueAfter,
 		Retry:       e4.RetryPolicy{Base: c.E4RetryBase, Cap: c.E4RetryCap},
 		StopTimeout: c.ShutdownGrace * 3 / 4, UntilIdle: c.UntilIdle,
 	}

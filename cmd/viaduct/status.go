@@ -155,7 +155,8 @@ func (r *statusReport) engines() []engineLine {
 		Oldest:  waitedSince(r.E3.OldestWaiting, r.E3.OldestWaitingAge),
 	}, {
 		Engine: "Engine 4", Name: "case loader",
-		Waiting: count(r.E4.Queued(), "job", "jobs") + ", " + count(r.E4.Jobs["running"], "running", "running"),
+		Waiting: count(r.E4.Queued(), "job", "jobs") + ", " + count(r.E4.Jobs["running"], "running", "running") +
+			runningFor(r.E4.OldestRunning, r.E4.OldestRunningAge),
 		Done:    e4Done,
 		Failed:  e4Failed,
 		Oldest:  waitedSince(r.E4.OldestWaiting, r.E4.OldestWaitingAge), Failing: r.E4.Failed+r.E4.Discarded > 0,
@@ -305,6 +306,14 @@ func waitedSince(t *time.Time, ageSeconds float64) string {
 		age = age.Round(time.Second)
 	}
 	return fmt.Sprintf("%s ago (%s)", age, formatTime(t))
+}
+
+// runningFor says how long the longest-running job has run, so that jobs left by a dead daemon stand out.
+func runningFor(t *time.Time, ageSeconds float64) string {
+	if t == nil {
+		return ""
+	}
+	return " (the longest for " + time.Duration(ageSeconds*float64(time.Second)).Round(time.Second).String() + ")"
 }
 
 func formatTime(t *time.Time) string {

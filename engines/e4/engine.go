@@ -33,6 +33,11 @@ type Config struct {
 	Concurrency int
 	// JobTimeout bounds one attempt: the transfer chain's GETs, the POST and the recording. Defaults to 2 minutes.
 	JobTimeout time.Duration
+	// RescueAfter is how long a job may stay running before River takes it for abandoned (its daemon was killed,
+	// ran out of memory or lost its node) and makes it available again. A live attempt ends within JobTimeout, so
+	// the default is JobTimeout plus a minute; River's own default, an hour, kept a crashed daemon's cases from
+	// CommCare, and from Engine 3, that long.
+	RescueAfter time.Duration
 	// Retry is the policy for failed attempts; see RetryPolicy for the defaults.
 	Retry RetryPolicy
 	// PollInterval is how often an idle daemon looks for jobs besides River's notifications. Defaults to 1 second.
@@ -55,6 +60,9 @@ func (c *Config) setDefaults() {
 	if c.JobTimeout == 0 {
 		c.JobTimeout = 2 * time.Minute
 	}
+	if c.RescueAfter == 0 {
+		c.RescueAfter = c.JobTimeout + time.Minute
+	}
 	c.Retry.setDefaults()
 	if c.PollInterval == 0 {
 		c.PollInterval = time.Second
@@ -76,6 +84,10 @@ func (c Config) Validate() error {
 	}
 	if c.JobTimeout < time.Second {
 		errs = append(errs, fmt.Errorf("e4: job timeout %s is shorter than a second", c.JobTimeout))
+	}
+	if c.RescueAfter <= c.JobTimeout {
+		errs = append(errs, fmt.Errorf("e4: rescue after %s must be longer than the job timeout %s, or live jobs "+
+			"would be rescued and run twice", c.RescueAfter, c.JobTimeout))
 	}
 	if c.PollInterval < time.Millisecond {
 		errs = append(errs, fmt.Errorf("e4: poll interval %s is shorter than a millisecond", c.PollInterval))
@@ -148,11 +160,13 @@ func New(config Config, deps Deps) (*Engine, error) {
 		FetchCooldown:     min(100*time.Millisecond, config.PollInterval),
 		FetchPollInterval: config.PollInterval,
 		JobTimeout:        config.JobTimeout,
-		Logger:            slog.New(zapslog.NewHandler(deps.Logger.Named("river").Core())),
-		MaxAttempts:       commcare.CaseLoaderMaxAttempts,
-		Queues:            map[string]river.QueueConfig{commcare.CaseLoaderQueue: {MaxWorkers: config.Concurrency}},
-		RetryPolicy:       config.Retry,
-		Workers:           workers,
+		// A job left running by a dead daemon is worked again after this (see Config.RescueAfter).
+		RescueStuckJobsAfter: config.RescueAfter,
+		Logger:               slog.New(zapslog.NewHandler(deps.Logger.Named("river").Core())),
+		MaxAttempts:          commcare.CaseLoaderMaxAttempts,
+		Queues:               map[string]river.QueueConfig{commcare.CaseLoaderQueue: {MaxWorkers: config.Concurrency}},
+		RetryPolicy:          config.Retry,
+		Workers:              workers,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("e4: creating the River client: %w", err)

@@ -28,6 +28,10 @@ type Summary struct {
 	// OldestWaitingAge how long ago that was by the database's clock.
 	OldestWaiting    *time.Time `json:"oldest_waiting,omitempty"`
 	OldestWaitingAge float64    `json:"oldest_waiting_age_seconds"`
+	// OldestRunning is when the longest-running job's attempt started, and OldestRunningAge how long ago: a job
+	// running much longer than the job timeout was left by a dead daemon and waits for River's rescue.
+	OldestRunning    *time.Time `json:"oldest_running,omitempty"`
+	OldestRunningAge float64    `json:"oldest_running_age_seconds"`
 	// Failures are the reasons posts failed (send_to_commcare_failed, retried) or were given up on
 	// (send_to_commcare_discarded) within status.FailureWindow. An HTTP error shows as its status: CommCare's 4xx
 	// bodies may quote patient data and stay in the case's events.
@@ -72,9 +76,12 @@ func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 4's posts: %w", err)
 	}
-	err = db.QueryRow(ctx, `SELECT min(created_at), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
-		  FROM river_job WHERE kind = $1 AND state IN ('available', 'retryable')`, kind).
-		Scan(&s.OldestWaiting, &s.OldestWaitingAge)
+	err = db.QueryRow(ctx, `SELECT min(created_at) FILTER (WHERE state IN ('available', 'retryable')),
+		       coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE state IN ('available', 'retryable'))), 0)::float8,
+		       min(attempted_at) FILTER (WHERE state = 'running'),
+		       coalesce(extract(epoch FROM now() - min(attempted_at) FILTER (WHERE state = 'running')), 0)::float8
+		  FROM river_job WHERE kind = $1 AND state IN ('available', 'retryable', 'running')`, kind).
+		Scan(&s.OldestWaiting, &s.OldestWaitingAge, &s.OldestRunning, &s.OldestRunningAge)
 	if err != nil {
 		return nil, fmt.Errorf("reading Engine 4's oldest job: %w", err)
 	}
