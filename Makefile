@@ -72,6 +72,10 @@ bench-e2: db ## Benchmark Engine 2 on the 200,000 new test results of a generate
 bench-e1: db ## Benchmark Engine 1 on generated 500k- and 2M-row exports and print the figures.
 	$(GO) test -tags bench -run TestBenchE1 -v -count=1 -timeout 60m ./cmd/viaduct
 
+.PHONY: bench-history
+bench-history: db ## Benchmark every engine pass and the status page on generated histories of 0.5M and 2M test results (QUICK=1: 0.5M only); print the figures per size.
+	$(if $(QUICK),BENCH_HISTORY_SIZES=500000) $(GO) test -tags bench -run TestBenchHistory -v -count=1 -timeout 180m ./cmd/viaduct
+
 .PHONY: build
 build: ## Build bin/viaduct.
 	$(GO) build -o bin/viaduct ./cmd/viaduct

@@ -157,9 +157,9 @@ func (r *statusReport) engines() []engineLine {
 		Engine: "Engine 4", Name: "case loader",
 		Waiting: count(r.E4.Queued(), "job", "jobs") + ", " + count(r.E4.Jobs["running"], "running", "running") +
 			runningFor(r.E4.OldestRunning, r.E4.OldestRunningAge),
-		Done:    e4Done,
-		Failed:  e4Failed,
-		Oldest:  waitedSince(r.E4.OldestWaiting, r.E4.OldestWaitingAge), Failing: r.E4.Failed+r.E4.Discarded > 0,
+		Done:   e4Done,
+		Failed: e4Failed,
+		Oldest: waitedSince(r.E4.OldestWaiting, r.E4.OldestWaitingAge), Failing: r.E4.Failed+r.E4.Discarded > 0,
 		Failures: r.E4.Failures,
 	}, {
 		Engine: "Engine 5", Name: "CommCare extractor",
