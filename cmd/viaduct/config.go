@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
 	"github.com/viaduct-nys/viaduct/engines/e1"
@@ -89,8 +91,10 @@ func addDatabase(s *optionSet, c *config) {
 func addDatabaseAs(s *optionSet, c *config, env, def, help string) {
 	s.String(&c.DatabaseURL, "database-url", env, def, help)
 	s.check(func() error {
-		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			return fmt.Errorf("--database-url (%s) must be a postgres:// URL", env)
+		// pgx's own parser, so every form it accepts is accepted (a URL or key/value settings); its errors mask
+		// passwords.
+		if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+			return fmt.Errorf("--database-url (%s) is not a PostgreSQL connection string: %w", env, err)
 		}
 		return nil
 	})
@@ -394,7 +398,7 @@ func (c *config) logFields() []zap.Field {
 		}
 	}
 	return []zap.Field{
-		zap.Strings("engines", enabled), zap.String("database", redactURL(c.DatabaseURL)), zap.String("http_addr", c.HTTPAddr),
+		zap.Strings("engines", enabled), zap.String("database", redactDSN(c.DatabaseURL)), zap.String("http_addr", c.HTTPAddr),
 		zap.Bool("until_idle", c.UntilIdle), zap.Duration("shutdown_grace", c.ShutdownGrace),
 		zap.String("sqs_queue_url", c.SQSQueueURL), zap.Duration("sqs_visibility_timeout", c.VisibilityTimeout),
 		zap.Duration("sqs_wait_time", c.SQSWaitTime), zap.Int("batch_rows", c.BatchRows), zap.String("s3_path_style", c.S3PathStyle),
@@ -411,13 +415,32 @@ func (c *config) e1Config() e1.Config {
 	}
 }
 
-func redactURL(raw string) string {
+// redactDSN returns the connection string with every password pgx would read masked: a URL's user-info password
+// and its password or sslpassword query values, or the password and sslpassword settings of a key/value string.
+func redactDSN(raw string) string {
+	const mask = "xxxxx"
+	if !strings.HasPrefix(raw, "postgres://") && !strings.HasPrefix(raw, "postgresql://") {
+		return kvPassword.ReplaceAllString(raw, "${1}="+mask)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "(unparseable)"
+		return "(a URL that does not parse)"
 	}
-	return u.Redacted()
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), mask)
+	}
+	q := u.Query() // decoded, so pass%77ord is found too
+	for key := range q {
+		if k := strings.ToLower(key); k == "password" || k == "sslpassword" {
+			q[key] = []string{mask}
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }
+
+// kvPassword finds the password settings of a key/value connection string, quoted or not.
+var kvPassword = regexp.MustCompile(`(?i)\b((?:ssl)?password)\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S*)`)
 
 // awsSetup is what the engines need to reach AWS.
 type awsSetup struct {

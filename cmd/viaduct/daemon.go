@@ -325,13 +325,13 @@ func openPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", redactURL(databaseURL), err)
+		return nil, fmt.Errorf("connecting to %s: %w", redactDSN(databaseURL), err)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := pool.Ping(pingCtx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connecting to %s: %w", redactURL(databaseURL), err)
+		return nil, fmt.Errorf("connecting to %s: %w", redactDSN(databaseURL), err)
 	}
 	return pool, nil
 }

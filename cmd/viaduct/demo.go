@@ -196,7 +196,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	fmt.Fprintf(stdout, "\nThe database is %[1]s; `go run ./cmd/viaduct status --database-url '%[1]s'` shows these counts again.\n",
-		redactURL(c.DatabaseURL))
+		redactDSN(c.DatabaseURL))
 	return nil
 }
 
@@ -375,7 +375,7 @@ func prepareDemoDatabase(ctx context.Context, databaseURL string, logger *zap.Lo
 	}
 	db, err := pgx.Connect(ctx, databaseURL)
 	if err != nil {
-		return fmt.Errorf("connecting to %s: %w", redactURL(databaseURL), err)
+		return fmt.Errorf("connecting to %s: %w", redactDSN(databaseURL), err)
 	}
 	defer db.Close(ctx)
 	var imported bool
@@ -389,7 +389,7 @@ func prepareDemoDatabase(ctx context.Context, databaseURL string, logger *zap.Lo
 	}
 	if imported {
 		return fmt.Errorf("the demo needs an empty database, and %s already holds imports: point --database-url at "+
-			"another, or leave it out for %s, which every run makes afresh", redactURL(databaseURL), demoDatabase)
+			"another, or leave it out for %s, which every run makes afresh", redactDSN(databaseURL), demoDatabase)
 	}
 	return nil
 }
