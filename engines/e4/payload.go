@@ -74,12 +74,12 @@ func (w *worker) buildForm(ic *indexCase, labs []labResult, county commcare.Coun
 		Now:        now,
 		Username:   w.config.Username,
 		UserID:     w.config.UserID,
-		InstanceID: commcare.NewInstanceID(),
 	}
 	fp, err := form.Fingerprint()
 	if err != nil {
 		return payload{}, err
 	}
+	form.InstanceID = commcare.InstanceIDFor(county.Domain, fp, ic.seen)
 	return payload{form: form, fingerprint: fp}, nil
 }
 

@@ -299,3 +299,29 @@ func TestChangeToTransferDestinationWhilePostingRunsTheJobAgain(t *testing.T) {
 	require.Equal(t, river.EventKindJobSnoozed, res.EventKind, "the destination changed during the post: sent again")
 	require.Len(t, f.events(t, dest, commcare.EventSendToCommCareSucceeded), 1)
 }
+
+// TestAnswerLostIsNotAppliedTwice: CommCare applies the form and the answer never arrives (the connection drops),
+// so the attempt fails. The retry posts the same form with the same instanceID, which CommCare takes for the form
+// it already has: the case is created once, and the post is then recorded as accepted.
+func TestAnswerLostIsNotAppliedTwice(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, commcaretest.Options{})
+	id := f.addCase(t, "case-1", 1111, map[string]any{"full_name": "Ada"}, lab{"acc-1", map[string]any{"test_type": "PCR"}})
+	f.cc.Fail(http.MethodPost, receiverPath, commcaretest.Fault{AnswerLost: true, Times: 1})
+
+	res := f.work(t, "case-1", 1111, testConfig(), nil)
+	require.Equal(t, river.EventKindJobFailed, res.EventKind, "no answer: the attempt failed")
+	require.Equal(t, 1, f.cc.Submissions(midsomer), "but CommCare applied the form")
+
+	res = f.work(t, "case-1", 1111, testConfig(), nil)
+	require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+	require.Equal(t, 1, f.cc.Submissions(midsomer), "the retry is recognised as the same form")
+	require.Equal(t, 1, f.cc.DuplicateSubmissions())
+	require.Len(t, f.events(t, id, commcare.EventSendToCommCareSucceeded), 1)
+
+	// A change is new data: a new form, applied.
+	f.addLab(t, id, lab{"acc-2", map[string]any{"test_type": "PCR"}})
+	res = f.work(t, "case-1", 1111, testConfig(), nil)
+	require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+	require.Equal(t, 2, f.cc.Submissions(midsomer))
+}

@@ -62,15 +62,26 @@ type Form struct {
 	// Username and UserID are meta/username and meta/userID: Viaduct's CommCare user, who then shows as the
 	// form's submitter and the cases' last submitter.
 	Username, UserID string
-	// InstanceID is meta/instanceID, which CommCare uses to recognise a form it already has. Each submission gets a
-	// fresh one (NewInstanceID). Required.
+	// InstanceID is meta/instanceID, which CommCare uses to recognise a form it already has: Engine 4 derives it
+	// from what it posts (InstanceIDFor), a person's form gets a fresh one (NewInstanceID). Required.
 	InstanceID string
 }
 
-// NewInstanceID returns a random (version 4) UUID for Form.InstanceID. A fresh one for every post makes CommCare
-// process a re-sent form again instead of treating it as a duplicate of one it may have rejected.
+// NewInstanceID returns a random (version 4) UUID for Form.InstanceID, for a form filled in once (a tracer's).
 func NewInstanceID() string {
 	return uuid.NewString()
+}
+
+// instanceSpace is the namespace of the name-based UUIDs InstanceIDFor makes.
+var instanceSpace = uuid.MustParse("3f1d3a52-8f0e-4c55-9b3e-6c1a0f7e2d41")
+
+// InstanceIDFor derives Form.InstanceID from what a post sends: the domain, the form's Fingerprint (its content
+// without the times) and the id of the newest change of the case it hands off. A post whose answer was lost (a
+// timeout, a dropped connection, a crash before the outcome was recorded) is retried with the same id, and CommCare
+// takes the retry for the form it already has instead of applying it again; newer data, or the same data after a
+// newer change, gets a new id. CommCare keeps no id of a form it rejected, so a rejected post can be retried.
+func InstanceIDFor(domain string, fingerprint [32]byte, change int64) string {
+	return uuid.NewSHA1(instanceSpace, fmt.Appendf(nil, "%s\x00%x\x00%d", domain, fingerprint, change)).String()
 }
 
 // XML renders the form as CommCare's receiver takes it: indented with two spaces, attributes in the original's order,

@@ -2,6 +2,7 @@ package commcare_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/xml"
 	"errors"
 	"flag"
@@ -443,4 +444,20 @@ func readForm(t *testing.T, data []byte) readBack {
 func requireWellFormed(t *testing.T, data []byte) {
 	t.Helper()
 	readForm(t, data)
+}
+
+func TestInstanceIDFor(t *testing.T) {
+	t.Parallel()
+	fp := sha256.Sum256([]byte("form"))
+	id := commcare.InstanceIDFor("ny-a-cdcms", fp, 7)
+	require.Equal(t, id, commcare.InstanceIDFor("ny-a-cdcms", fp, 7), "the same post, the same id")
+	_, err := uuid.Parse(id)
+	require.NoError(t, err)
+	for _, other := range []string{
+		commcare.InstanceIDFor("ny-b-cdcms", fp, 7),
+		commcare.InstanceIDFor("ny-a-cdcms", sha256.Sum256([]byte("other form")), 7),
+		commcare.InstanceIDFor("ny-a-cdcms", fp, 8),
+	} {
+		require.NotEqual(t, id, other)
+	}
 }

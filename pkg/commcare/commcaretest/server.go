@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -120,6 +121,9 @@ type Fault struct {
 	Status int
 	// Times is how many matching requests the fault applies to; 0 applies it until ClearFaults.
 	Times int
+	// AnswerLost serves the request (a form is applied) and then drops the connection without an answer, as when
+	// the network or the sender's side fails after CommCare applied a post. Status and Body are not used.
+	AnswerLost bool
 }
 
 type fault struct {
@@ -382,6 +386,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if !s.wait(r, f.Delay) {
 			return
 		}
+		if f.AnswerLost {
+			s.serve(httptest.NewRecorder(), r, path, body)
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				_ = conn.Close()
+			}
+			return
+		}
 		if f.Status != 0 {
 			contentType := "text/plain; charset=utf-8"
 			if json.Valid([]byte(f.Body)) {
@@ -397,6 +408,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	s.serve(w, r, path, body)
+}
+
+// serve answers a request that no explicit fault took.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, path string, body []byte) {
 	segments, ok := splitPath(path)
 	if ok && r.Method == http.MethodGet && matchPath(segments, "accounts", "login", "") {
 		// The login page is public; the original pinged it to check CommCare was up.
