@@ -70,10 +70,10 @@ func (w *worker) buildForm(ic *indexCase, labs []labResult, county commcare.Coun
 		})
 	}
 	form := commcare.Form{
-		Cases:      blocks,
-		Now:        now,
-		Username:   w.config.Username,
-		UserID:     w.config.UserID,
+		Cases:    blocks,
+		Now:      now,
+		Username: w.config.Username,
+		UserID:   w.config.UserID,
 	}
 	fp, err := form.Fingerprint()
 	if err != nil {
