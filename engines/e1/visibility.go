@@ -57,8 +57,8 @@ func (u ReceiptHandleUnmarshaler) Unmarshal(msg *types.Message) (*message.Messag
 	return out, nil
 }
 
-// ExtendVisibility calls ChangeMessageVisibility every interval (extending by `timeout`) until ctx is done; errors
-// are passed to onErr and do not stop it.
+// ExtendVisibility calls ChangeMessageVisibility at once and then every interval (extending by `timeout`) until ctx
+// is done; errors are passed to onErr and do not stop it.
 //
 // Run it in a goroutine for the length of a long import, with interval well below timeout (a third, say) so one
 // failed call still leaves time for the next. timeout is rounded up to whole seconds, at least one, and capped at
@@ -76,11 +76,9 @@ func ExtendVisibility(ctx context.Context, client *sqs.Client, queueURL, receipt
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+		// The first extension goes out at once: the queue's own visibility timeout may be seconds, shorter than
+		// the wait for another daemon's import, and a message that reappears is received again, spending one of
+		// the receives its redrive policy allows.
 		_, err := client.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 			QueueUrl:          aws.String(queueURL),
 			ReceiptHandle:     aws.String(receiptHandle),
@@ -88,6 +86,11 @@ func ExtendVisibility(ctx context.Context, client *sqs.Client, queueURL, receipt
 		})
 		if err != nil && onErr != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
 			onErr(fmt.Errorf("extending visibility of SQS message by %ds: %w", seconds, err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
 		}
 	}
 }
