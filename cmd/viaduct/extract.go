@@ -125,5 +125,5 @@ func s3Object(ctx context.Context, client *s3.Client, name string) (eclrs.Object
 		VersionID: aws.ToString(head.VersionId),
 		Size:      aws.ToInt64(head.ContentLength),
 	}
-	return obj, e1.S3Opener(client, bucket, key, obj.VersionID), nil
+	return obj, e1.S3Opener(client, bucket, key, obj.VersionID, obj.ETag), nil
 }

@@ -317,28 +317,49 @@ func (n Notification) object() eclrs.Object {
 
 // opener streams the announced object from S3.
 func (e *Engine) opener(n Notification) OpenFunc {
-	return S3Opener(e.deps.S3, n.Bucket, n.Key, n.VersionID)
+	return S3Opener(e.deps.S3, n.Bucket, n.Key, n.VersionID, strings.Trim(n.ETag, `"`))
 }
 
-// S3Opener returns an OpenFunc streaming s3://bucket/key (at versionID, when set). A missing object or a denied
-// read is a PermanentError: no retry will make it readable.
-func S3Opener(client S3API, bucket, key, versionID string) OpenFunc {
+// S3Opener returns an OpenFunc streaming s3://bucket/key: the version announced when the bucket is versioned
+// (versionID), else the object only while its ETag is still etag (empty: whatever is there). A notification names
+// one object; reading by key alone would import a newer object under the old one's identity. A missing object or a
+// denied read is a PermanentError; an object overwritten since it was announced (another ETag, or its version gone)
+// is a SupersededError.
+func S3Opener(client S3API, bucket, key, versionID, etag string) OpenFunc {
 	return func(ctx context.Context) (io.ReadCloser, error) {
 		in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
 		if versionID != "" {
 			in.VersionId = aws.String(versionID)
+		} else if etag != "" {
+			in.IfMatch = aws.String(`"` + etag + `"`)
 		}
 		out, err := client.GetObject(ctx, in)
 		if err != nil {
 			var noKey *s3types.NoSuchKey
 			var noBucket *s3types.NoSuchBucket
-			if errors.As(err, &noKey) || errors.As(err, &noBucket) || hasPermanentCode(err) {
+			var apiErr interface{ ErrorCode() string }
+			switch {
+			case errors.As(err, &apiErr) && apiErr.ErrorCode() == "PreconditionFailed":
+				return nil, superseded(bucket, key, "ETag "+etag, "S3 has another")
+			case errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchVersion":
+				return nil, superseded(bucket, key, "version "+versionID, "that version is gone")
+			case errors.As(err, &noKey) || errors.As(err, &noBucket) || hasPermanentCode(err):
 				return nil, &PermanentError{Err: fmt.Errorf("reading s3://%s/%s: %w", bucket, key, err)}
 			}
 			return nil, fmt.Errorf("reading s3://%s/%s: %w", bucket, key, err)
 		}
+		// Some S3 stand-ins ignore If-Match; the answer's ETag says which object came.
+		if got := strings.Trim(aws.ToString(out.ETag), `"`); versionID == "" && etag != "" && got != "" && got != etag {
+			_ = out.Body.Close()
+			return nil, superseded(bucket, key, "ETag "+etag, "its ETag is now "+got)
+		}
 		return out.Body, nil
 	}
+}
+
+func superseded(bucket, key, announced, now string) error {
+	return &SupersededError{Err: fmt.Errorf("s3://%s/%s was replaced after this notification (announced with %s; "+
+		"%s): the notification of the newer object imports it", bucket, key, announced, now)}
 }
 
 // hasPermanentCode catches what the typed errors above miss: denied reads, and emulators that report a missing key

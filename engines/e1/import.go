@@ -27,6 +27,14 @@ type PermanentError struct{ Err error }
 func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
+// SupersededError says the announced object is no longer the one in the bucket: it was overwritten (or deleted)
+// after the notification. The file is recorded as skipped, not failed: the newer object has a notification of its
+// own, which imports it.
+type SupersededError struct{ Err error }
+
+func (e *SupersededError) Error() string { return e.Err.Error() }
+func (e *SupersededError) Unwrap() error { return e.Err }
+
 // Result is what one import did. Its JSON form is what `viaduct extract` prints.
 type Result struct {
 	// File is the file's name: s3://bucket/key or a local path.
@@ -233,20 +241,26 @@ func settled(res *Result, f *eclrs.File) *Result {
 }
 
 // failOrRetry rolls back what the import wrote. A permanent failure is then recorded on the files row in a
-// transaction of its own and reported as a failed Result; anything else is returned for a retry.
+// transaction of its own and reported as a failed Result, an object overwritten since its notification as a
+// skipped one; anything else is returned for a retry.
 func (im *Importer) failOrRetry(ctx context.Context, tx pgx.Tx, res *Result, fileID int64, version eclrs.Version, cause error) (*Result, error) {
 	if err := tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
 		return nil, errors.Join(cause, err)
 	}
 	var header *eclrs.HeaderError
 	var permanent *PermanentError
-	if !errors.As(cause, &header) && !errors.As(cause, &permanent) {
+	var superseded *SupersededError
+	switch {
+	case errors.As(cause, &superseded):
+		res.Status = eclrs.FileSkipped
+	case errors.As(cause, &header), errors.As(cause, &permanent):
+		res.Status = eclrs.FileFailed
+	default:
 		return nil, cause
 	}
-	res.Status = eclrs.FileFailed
 	res.Reason = cause.Error()
 	err := eclrs.FinishFile(ctx, im.pool, fileID, eclrs.FileOutcome{
-		Status: eclrs.FileFailed, FailureReason: res.Reason, ECLRSVersion: int(version),
+		Status: res.Status, FailureReason: res.Reason, ECLRSVersion: int(version),
 	})
 	if err != nil {
 		return nil, errors.Join(cause, err)
