@@ -65,6 +65,8 @@ type config struct {
 	E2MaxAttempts  int
 	E2IgnoreBefore string
 
+	E1ResumeAfter      time.Duration
+	E1MaxAttempts      int
 	E3BatchSize        int
 	E3BusyPollInterval time.Duration
 	E3IdlePollInterval time.Duration
@@ -147,6 +149,11 @@ func addE1(s *optionSet, c *config) {
 	s.Duration(&c.VisibilityTimeout, "sqs-visibility-timeout", "VIADUCT_SQS_VISIBILITY_TIMEOUT", 5*time.Minute,
 		"How long each extension keeps a message being imported hidden from other consumers.")
 	s.Duration(&c.SQSWaitTime, "sqs-wait-time", "VIADUCT_SQS_WAIT_TIME", 20*time.Second, "SQS long-poll wait per receive (0 to 20s).")
+	s.Duration(&c.E1ResumeAfter, "e1-resume-after", "VIADUCT_E1_RESUME_AFTER", 5*time.Minute,
+		"How long an announced export may stay importing with no import under way (a failed attempt, a dead daemon) "+
+			"before it is read again from S3.")
+	s.Int(&c.E1MaxAttempts, "e1-max-attempts", "VIADUCT_E1_MAX_ATTEMPTS", 5,
+		"Import attempts an export gets; after the last fails it is marked failed with the reason.")
 	addBatchRows(s, c)
 }
 
@@ -411,6 +418,8 @@ func (c *config) e1Config() e1.Config {
 		VisibilityTimeout: c.VisibilityTimeout,
 		WaitTime:          c.SQSWaitTime,
 		UntilIdle:         c.UntilIdle,
+		ResumeAfter:       c.E1ResumeAfter,
+		MaxAttempts:       c.E1MaxAttempts,
 		Importer:          e1.ImporterConfig{BatchRows: c.BatchRows},
 	}
 }

@@ -37,6 +37,12 @@ type Config struct {
 	UntilIdle bool
 	// IdleCheckInterval is how often UntilIdle asks SQS whether the queue is empty. Defaults to 1 second.
 	IdleCheckInterval time.Duration
+	// ResumeAfter is how long an announced file may stay importing with no import under way before a daemon
+	// resumes it from S3: after a failed attempt, or when the daemon importing it died. Defaults to 5 minutes.
+	ResumeAfter time.Duration
+	// MaxAttempts is how many import attempts a file gets; after the last fails it is marked failed with the
+	// reason. Defaults to 5.
+	MaxAttempts int
 	// Importer tunes the import pipeline.
 	Importer ImporterConfig
 }
@@ -50,6 +56,12 @@ func (c Config) validate() error {
 	}
 	if c.VisibilityTimeout != 0 && (c.VisibilityTimeout < 10*time.Second || c.VisibilityTimeout > 12*time.Hour) {
 		errs = append(errs, fmt.Errorf("e1: visibility timeout %s is outside SQS's range of 10s to 12h", c.VisibilityTimeout))
+	}
+	if c.ResumeAfter != 0 && c.ResumeAfter < time.Second {
+		errs = append(errs, fmt.Errorf("e1: resume after %s is shorter than a second", c.ResumeAfter))
+	}
+	if c.MaxAttempts < 0 {
+		errs = append(errs, fmt.Errorf("e1: max attempts %d is negative", c.MaxAttempts))
 	}
 	if c.WaitTime < 0 || c.WaitTime > 20*time.Second {
 		errs = append(errs, fmt.Errorf("e1: SQS wait time %s is outside 0 to 20s", c.WaitTime))
@@ -99,6 +111,12 @@ func New(config Config, deps Deps) (*Engine, error) {
 	}
 	if config.IdleCheckInterval <= 0 {
 		config.IdleCheckInterval = time.Second
+	}
+	if config.ResumeAfter == 0 {
+		config.ResumeAfter = 5 * time.Minute
+	}
+	if config.MaxAttempts == 0 {
+		config.MaxAttempts = 5
 	}
 	errs := []error{config.validate()}
 	if deps.Pool == nil {
@@ -163,6 +181,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		ticker := time.NewTicker(e.config.IdleCheckInterval)
 		defer ticker.Stop()
 		idleTicks = ticker.C
+	} else {
+		var resuming sync.WaitGroup
+		defer resuming.Wait()
+		resuming.Go(func() { e.resumeLoop(subCtx) })
 	}
 	quiet := 0
 	for {
@@ -186,7 +208,19 @@ func (e *Engine) Run(ctx context.Context) error {
 			// as not visible by the first, so one reading could miss it.
 			if quiet++; !empty {
 				quiet = 0
-			} else if quiet >= 2 {
+				continue
+			}
+			// An empty queue is not the end while announced files are unsettled: those no import holds are
+			// resumed now (an until-idle run waits for no staleness); those another daemon imports are waited for.
+			if resumed, err := e.resumeStale(ctx, 0); err != nil || resumed > 0 {
+				quiet = 0
+				continue
+			}
+			if unsettled, err := eclrs.Unsettled(ctx, e.deps.Pool); err != nil || unsettled > 0 {
+				quiet = 0
+				continue
+			}
+			if quiet >= 2 {
 				e.logger.Debug("queue empty; idle")
 				return nil
 			}
@@ -259,6 +293,7 @@ func (e *Engine) handle(ctx context.Context, msg *message.Message) {
 		}
 	}
 
+	outcome := "done"
 	for _, n := range notes {
 		flog := log.With(zap.String("file", n.filename()))
 		if !IsImportable(n.Key) {
@@ -266,21 +301,32 @@ func (e *Engine) handle(ctx context.Context, msg *message.Message) {
 			e.deps.Metrics.notification("ignored")
 			continue
 		}
-		res, err := e.importer.Import(ctx, n.object(), e.opener(n))
+		obj := n.object()
+		f, err := e.record(ctx, flog, obj)
 		if err != nil {
-			if ctx.Err() != nil {
-				flog.Info("import interrupted by shutdown; the notification will be redelivered")
-			} else {
-				flog.Error("import failed; the notification will be redelivered", zap.Error(err))
-			}
-			e.deps.Metrics.notification("retry")
+			flog.Info("stopping before the file was recorded; the notification will be redelivered")
 			settle(false)
 			return
+		}
+		res, err := e.attempt(ctx, f, obj, e.opener(n))
+		if err != nil {
+			if ctx.Err() != nil {
+				e.deps.Metrics.notification("retry")
+				flog.Info("import interrupted by shutdown; the notification will be redelivered")
+				settle(false)
+				return
+			}
+			// The file is recorded: it is resumed from S3 once stale, by this daemon or another, so the
+			// notification has done its work and need not spend receives on retries.
+			flog.Error("import failed; the file stays importing and is resumed from S3 later", zap.Error(err),
+				zap.Int64("file_id", f.ID), zap.Duration("resume_after", e.config.ResumeAfter))
+			outcome = "resume_later"
+			continue
 		}
 		e.deps.Metrics.observeImport(res)
 		logResult(flog, res)
 	}
-	e.deps.Metrics.notification("done")
+	e.deps.Metrics.notification(outcome)
 	settle(true)
 }
 

@@ -11,7 +11,8 @@ import (
 
 // File statuses (files.status).
 const (
-	// FileImporting: an import was started; it is being imported now or the importer died and will retry.
+	// FileImporting: the file was announced and is not settled yet: being imported now, or waiting to be resumed
+	// from S3 after an attempt failed or its importer died (Engine 1 resumes stale ones; see RecordFile).
 	FileImporting = "importing"
 	// FileImported: every row was committed together with the statistics.
 	FileImported = "imported"
@@ -66,6 +67,87 @@ func scanFile(row pgx.Row) (*File, error) {
 		return nil, err
 	}
 	return &f, nil
+}
+
+// RecordFile records that obj was announced, without starting an attempt, and returns its files row: the new one,
+// or the one an earlier notification of the same object made. Once it has committed the file is Engine 1's durable
+// work item: an import attempt that fails, a daemon that dies, a notification lost to a dead-letter queue, none of
+// them lose it, because a file importing for long with no import under way is resumed from S3 (ClaimStaleFile).
+func RecordFile(ctx context.Context, db DBTX, obj Object) (*File, error) {
+	var eventTime *time.Time
+	if !obj.EventTime.IsZero() {
+		t := obj.EventTime.UTC()
+		eventTime = &t
+	}
+	var size *int64
+	if obj.Size > 0 {
+		size = &obj.Size
+	}
+	// The no-op update makes RETURNING give the existing row too.
+	f, err := scanFile(db.QueryRow(ctx, `
+		INSERT INTO files (filename, bucket, key, etag, version_id, size_bytes, event_time)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT ON CONSTRAINT files_object_identity DO UPDATE SET filename = files.filename
+		RETURNING `+fileColumns,
+		obj.Filename, obj.Bucket, obj.Key, obj.ETag, obj.VersionID, size, eventTime))
+	if err != nil {
+		return nil, fmt.Errorf("recording file %s: %w", obj.Filename, err)
+	}
+	return f, nil
+}
+
+// NoteAttemptFailed records why the latest import attempt of file id failed, leaving it importing: the reason shows
+// on the status page, and the file is resumed once it is stale.
+func NoteAttemptFailed(ctx context.Context, db DBTX, id int64, reason string) error {
+	_, err := db.Exec(ctx, `UPDATE files SET failure_reason = $2, updated_at = now() WHERE id = $1 AND status = $3`,
+		id, reason, FileImporting)
+	if err != nil {
+		return fmt.Errorf("recording the failed attempt at file %d: %w", id, err)
+	}
+	return nil
+}
+
+// ClaimStaleFile takes the oldest announced S3 file that has been importing, untouched, for longer than staleAfter
+// and that no import holds (an import locks its row for its whole transaction), and marks it touched so that other
+// daemons leave it alone for staleAfter. It returns nil when there is none. Local files are not resumed: only the
+// command that named them can read them.
+func ClaimStaleFile(ctx context.Context, db DBTX, staleAfter time.Duration) (*File, Object, error) {
+	var obj Object
+	var size *int64
+	var eventTime *time.Time
+	row := db.QueryRow(ctx, `UPDATE files SET updated_at = now()
+		 WHERE id = (SELECT id FROM files
+		              WHERE status = $1 AND bucket <> '' AND updated_at <= now() - make_interval(secs => $2)
+		              ORDER BY event_time NULLS FIRST, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING `+fileColumns+`, bucket, key, etag, version_id, size_bytes`, FileImporting, staleAfter.Seconds())
+	var f File
+	err := row.Scan(&f.ID, &f.Filename, &f.Status, &f.FailureReason, &f.EventTime, &f.ECLRSVersion, &f.Attempts,
+		&f.LineCount, &f.Statistics, &f.StartedAt, &f.CompletedAt, &f.InsertedAt,
+		&obj.Bucket, &obj.Key, &obj.ETag, &obj.VersionID, &size)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, obj, nil
+	}
+	if err != nil {
+		return nil, obj, fmt.Errorf("looking for stale imports: %w", err)
+	}
+	eventTime = f.EventTime
+	obj.Filename = f.Filename
+	if size != nil {
+		obj.Size = *size
+	}
+	if eventTime != nil {
+		obj.EventTime = *eventTime
+	}
+	return &f, obj, nil
+}
+
+// Unsettled counts the announced S3 files still importing: work Engine 1 has not finished, whatever its queue says.
+func Unsettled(ctx context.Context, db DBTX) (int64, error) {
+	var n int64
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM files WHERE status = $1 AND bucket <> ''`, FileImporting).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting unsettled files: %w", err)
+	}
+	return n, nil
 }
 
 // StartFile records an import attempt of obj and returns its files row. The row is found by the object's identity
