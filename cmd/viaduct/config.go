@@ -462,8 +462,8 @@ type awsSetup struct {
 // the endpoint overrides AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL_SQS as read through getenv.
 // With an endpoint override but no credentials configured, as with a local emulator, it uses static test
 // credentials.
-func loadAWS(ctx context.Context, c *config, getenv func(string) string) (*awsSetup, error) {
-	opts := []func(*awsconfig.LoadOptions) error{}
+func loadAWS(ctx context.Context, c *config, getenv func(string) string, logger *zap.Logger) (*awsSetup, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithLogger(awsLogger{logger.Named("aws")})}
 	if getenv("AWS_REGION") == "" && getenv("AWS_DEFAULT_REGION") == "" {
 		opts = append(opts, awsconfig.WithRegion("us-east-1"))
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.uber.org/zap"
-	"go.uber.org/zap/exp/zapslog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/viaduct-nys/viaduct/engines/e1"
@@ -100,7 +98,7 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 	if c.Engines[1] {
 		setup := hooks.aws
 		if setup == nil {
-			if setup, err = loadAWS(ctx, c, hooks.getenv); err != nil {
+			if setup, err = loadAWS(ctx, c, hooks.getenv, logger); err != nil {
 				return err
 			}
 		}
@@ -154,7 +152,7 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 	// it only inserts jobs (Engine 3) and answers River UI.
 	var jobs *river.Client[pgx.Tx]
 	var e4Stage stage
-	riverLogger := slog.New(zapslog.NewHandler(logger.Named("river").Core()))
+	riverLogger := slogFor(logger.Named("river"))
 
 	// Engine 4: CommCare case loader.
 	if c.Engines[4] {

@@ -53,7 +53,7 @@ func runExtract(ctx context.Context, args []string, getenv func(string) string, 
 		var open e1.OpenFunc
 		if strings.HasPrefix(name, "s3://") {
 			if s3Client == nil {
-				setup, err := loadAWS(ctx, &c, getenv)
+				setup, err := loadAWS(ctx, &c, getenv, logger)
 				if err != nil {
 					return err
 				}

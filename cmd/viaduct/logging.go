@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/aws/smithy-go/logging"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 	"go.uber.org/zap/zapcore"
@@ -30,5 +32,25 @@ func newLogger(c *config, out io.Writer) *zap.Logger {
 
 // watermillLogger adapts a zap logger for watermill through slog.
 func watermillLogger(l *zap.Logger) watermill.LoggerAdapter {
-	return watermill.NewSlogLogger(slog.New(zapslog.NewHandler(l.Core())))
+	return watermill.NewSlogLogger(slogFor(l))
+}
+
+// slogFor is l as a slog logger for the libraries that log through slog (River, watermill), keeping l's name: a
+// zap core knows nothing of names, so without it their lines would carry no logger.
+func slogFor(l *zap.Logger) *slog.Logger {
+	return slog.New(zapslog.NewHandler(l.Core(), zapslog.WithName(l.Name())))
+}
+
+// awsLogger routes the AWS SDK's own messages (a response without a checksum it can validate, say), which it would
+// otherwise print as plain text on stderr, into the JSON log under the logger "aws".
+type awsLogger struct{ l *zap.Logger }
+
+// Logf implements the SDK's logging.Logger.
+func (a awsLogger) Logf(classification logging.Classification, format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if classification == logging.Warn {
+		a.l.Warn(msg)
+		return
+	}
+	a.l.Debug(msg)
 }

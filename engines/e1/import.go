@@ -1,6 +1,7 @@
 package e1
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -268,6 +269,22 @@ func (im *Importer) failOrRetry(ctx context.Context, tx pgx.Tx, res *Result, fil
 	return res, nil
 }
 
+// compressed names the compressed format the first bytes of a file are in, or "" when they are in none: a
+// compressed export would otherwise be reported as a file without its header.
+func compressed(first []byte) string {
+	switch {
+	case bytes.HasPrefix(first, []byte{0x1f, 0x8b}):
+		return "gzip-compressed"
+	case bytes.HasPrefix(first, []byte("PK\x03\x04")):
+		return "a zip archive"
+	case bytes.HasPrefix(first, []byte("BZh")):
+		return "bzip2-compressed"
+	case bytes.HasPrefix(first, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return "zstd-compressed"
+	}
+	return ""
+}
+
 // streamOutcome is what stream read and wrote.
 type streamOutcome struct {
 	version eclrs.Version
@@ -287,6 +304,10 @@ func (im *Importer) stream(ctx context.Context, tx pgx.Tx, fileID int64, body io
 	}
 	if err != nil {
 		return out, err
+	}
+	if kind := compressed(header); kind != "" {
+		return out, &PermanentError{Err: fmt.Errorf("%s is %s, not a text export: Engine 1 reads uncompressed "+
+			"pipe-delimited ECLRS exports", name, kind)}
 	}
 	out.version, err = eclrs.DetectVersion(header)
 	if err != nil {

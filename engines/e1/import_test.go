@@ -2,6 +2,7 @@ package e1
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
@@ -263,6 +265,53 @@ func TestImporter(t *testing.T) {
 
 		later := importFile(t, b, "v3_with_aoe_answers.txt", "evening", noon.Add(3*time.Hour))
 		require.Equal(t, eclrs.FileImported, later.Status)
+	})
+
+	// importBytes imports data as the object name.
+	importBytes := func(t *testing.T, b *testBundle, name string, data []byte) *Result {
+		t.Helper()
+		res, err := b.importer.Import(ctx, fixtureObject(name, name, time.Time{}), func(context.Context) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(data)), nil
+		})
+		require.NoError(t, err)
+		return res
+	}
+
+	t.Run("TruncatedExportSaysTheFileEndsMidRow", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, ImporterConfig{})
+		var export bytes.Buffer
+		require.NoError(t, eclrsgen.Write(&export, eclrsgen.Options{Rows: 3, Seed: 9}))
+		cut := export.Bytes()[:export.Len()-300] // the transfer stopped in the middle of the last row
+
+		res := importBytes(t, b, "cut.txt", cut)
+		require.Equal(t, eclrs.FileImported, res.Status, "the complete rows import")
+		require.EqualValues(t, 2, res.New)
+		var reason string
+		require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT reason FROM file_row_errors WHERE file_id = $1 AND line_number = 4`,
+			res.FileID).Scan(&reason))
+		require.Contains(t, reason, "the file ends in the middle of this row (no line ending after it)")
+
+		// A complete last row without a line ending is just a row.
+		whole := bytes.TrimRight(export.Bytes(), "\n")
+		res = importBytes(t, b, "whole.txt", whole)
+		require.Zero(t, res.Errors)
+	})
+
+	t.Run("CompressedExportIsNamedAsSuch", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, ImporterConfig{})
+		var export, zipped bytes.Buffer
+		require.NoError(t, eclrsgen.Write(&export, eclrsgen.Options{Rows: 3, Seed: 9}))
+		zw := gzip.NewWriter(&zipped)
+		_, err := zw.Write(export.Bytes())
+		require.NoError(t, err)
+		require.NoError(t, zw.Close())
+
+		res := importBytes(t, b, "export.txt.gz", zipped.Bytes())
+		require.Equal(t, eclrs.FileFailed, res.Status)
+		require.Contains(t, res.Reason, "is gzip-compressed, not a text export")
+		require.NotContains(t, res.Reason, "header")
 	})
 
 	t.Run("MissingObjectFailsPermanently", func(t *testing.T) {

@@ -50,6 +50,14 @@ func identifyChunks(ctx context.Context, version eclrs.Version, work <-chan *chu
 			// Quotes, a wrong field count or a bad county code: only the parser can tell which.
 			rec, err := parseRow(version, line, lineNo)
 			if err != nil {
+				if c.unended == i+1 {
+					// A last line without its line ending that does not parse is most likely a row cut off: say
+					// so, so that the sender looks at the transfer, not at the row.
+					re := *err.RowError
+					re.Reason = "the file ends in the middle of this row (no line ending after it), so the export " +
+						"was probably cut short: " + re.Reason
+					err.RowError = &re
+				}
 				out.errors = append(out.errors, *err)
 				continue
 			}

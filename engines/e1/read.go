@@ -20,14 +20,16 @@ type chunk struct {
 	lines       [][]byte
 	lineNumbers []int        // the file line number of each line; the header is line 1
 	tooLong     map[int]bool // indexes of lines cut at maxLineBytes
+	unended     int          // index+1 of a last line that had no line ending (the file may be cut short); 0: none
 	identified  chan *identifiedChunk
 }
 
 // lineReader reads an export line by line. It reports only I/O errors; what a line contains is the parser's concern.
 type lineReader struct {
-	r      *bufio.Reader
-	line   int
-	cutOff bool // the last line returned was longer than maxLineBytes and was cut
+	r       *bufio.Reader
+	line    int
+	cutOff  bool // the last line returned was longer than maxLineBytes and was cut
+	unended bool // the last line returned ended the file without a line ending
 }
 
 func newLineReader(r io.Reader) *lineReader {
@@ -37,7 +39,7 @@ func newLineReader(r io.Reader) *lineReader {
 // next returns the next line without its line ending, io.EOF after the last one. The slice is valid until the next
 // call.
 func (lr *lineReader) next() ([]byte, error) {
-	lr.cutOff = false
+	lr.cutOff, lr.unended = false, false
 	line, err := lr.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		long := append([]byte(nil), line...)
@@ -60,6 +62,7 @@ func (lr *lineReader) next() ([]byte, error) {
 		return nil, io.EOF
 	}
 	lr.line++
+	lr.unended = errors.Is(err, io.EOF)
 	return bytes.TrimRight(line, "\r\n"), nil
 }
 
@@ -91,6 +94,9 @@ func readChunks(ctx context.Context, lr *lineReader, chunkLines int, work, order
 					c.tooLong = make(map[int]bool)
 				}
 				c.tooLong[len(offsets)] = true
+			}
+			if lr.unended {
+				c.unended = len(offsets) + 1
 			}
 			start := len(c.data)
 			c.data = append(c.data, line...)

@@ -3,6 +3,7 @@ package e2
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -73,7 +74,33 @@ func claim(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]claimed
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("claiming test results: %w", err)
 	}
-	return out, nil
+	return dropFinished(ctx, tx, out)
+}
+
+// dropFinished drops the claimed results that are finished after all. The claim chose them on its statement's
+// snapshot; a result another daemon finished and committed since then is locked by nobody any more, so the claim's
+// lock does not tell. A fresh statement sees its finished event. Without it the batch would be processed twice and
+// then refused by the unique index on finished events.
+func dropFinished(ctx context.Context, tx pgx.Tx, taken []claimed) ([]claimed, error) {
+	if len(taken) == 0 {
+		return taken, nil
+	}
+	ids := make([]int64, len(taken))
+	for i := range taken {
+		ids[i] = taken[i].ID
+	}
+	rows, err := tx.Query(ctx, `SELECT test_result_id FROM test_result_events WHERE test_result_id = ANY($1) AND finished`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("checking claimed test results: %w", err)
+	}
+	finished, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("checking claimed test results: %w", err)
+	}
+	if len(finished) == 0 {
+		return taken, nil
+	}
+	return slices.DeleteFunc(taken, func(c claimed) bool { return slices.Contains(finished, c.ID) }), nil
 }
 
 // scanWithAttempts lets eclrs.ScanTestResult read a row that has one extra column, the attempts so far.

@@ -162,7 +162,7 @@ func New(config Config, deps Deps) (*Engine, error) {
 		JobTimeout:        config.JobTimeout,
 		// A job left running by a dead daemon is worked again after this (see Config.RescueAfter).
 		RescueStuckJobsAfter: config.RescueAfter,
-		Logger:               slog.New(zapslog.NewHandler(deps.Logger.Named("river").Core())),
+		Logger:               slog.New(zapslog.NewHandler(deps.Logger.Core(), zapslog.WithName(deps.Logger.Named("river").Name()))),
 		MaxAttempts:          commcare.CaseLoaderMaxAttempts,
 		Queues:               map[string]river.QueueConfig{commcare.CaseLoaderQueue: {MaxWorkers: config.Concurrency}},
 		RetryPolicy:          config.Retry,
