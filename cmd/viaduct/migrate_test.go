@@ -81,7 +81,7 @@ func TestMigrate(t *testing.T) {
 		t.Parallel()
 		res := runCLI(t, map[string]string{"DATABASE_URL": "mysql://localhost/viaduct", "VIADUCT_LOG_LEVEL": "chatty"}, "migrate")
 		require.Equal(t, 2, res.code, "stderr:\n%s", res.stderr)
-		require.Contains(t, res.stderr, "must be a postgres:// URL")
+		require.Contains(t, res.stderr, "--database-url (DATABASE_URL) is not a PostgreSQL connection string")
 		require.Contains(t, res.stderr, `--log-level "chatty"`)
 	})
 
