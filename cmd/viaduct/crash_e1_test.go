@@ -1,7 +1,11 @@
 package main
 
 import (
+	"io"
+	"net"
+	"net/url"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -82,4 +86,112 @@ func TestExportSurvivesItsMessage(t *testing.T) {
 	_, ok := p.logged("resuming an import that did not finish")
 	require.True(t, ok, "log:\n%s", p.logText())
 	requireTalliesExact(t, db)
+}
+
+// dbProxy stands between a daemon and PostgreSQL so that a test can take the database away and bring it back.
+type dbProxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+}
+
+func startDBProxy(t *testing.T, target string) *dbProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &dbProxy{ln: ln, target: target}
+	t.Cleanup(func() { _ = ln.Close(); p.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			if down {
+				_ = c.Close()
+				continue
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
+			go func() { _, _ = io.Copy(c, s); _ = c.Close() }()
+		}
+	}()
+	return p
+}
+
+// cut drops every connection and refuses new ones, as a database outage does.
+func (p *dbProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *dbProxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
+
+// TestDatabaseOutageSpendsNoReceives: an export announced while the database is away is held, its message kept
+// hidden, until the database is back; the message is not received again and again into the dead-letter queue
+// (maxReceiveCount 2, a queue visibility of 2 s, an outage of several of them).
+func TestDatabaseOutageSpendsNoReceives(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	env, stopAWS, err := awstest.Start(ctx)
+	require.NoError(t, err)
+	t.Cleanup(stopAWS)
+	res, err := env.CreateResources(ctx, awstest.UniqueNames("e1outage"), &awstest.CreateOpts{MaxReceiveCount: 2,
+		VisibilityTimeout: 2 * time.Second})
+	require.NoError(t, err)
+	db := pgtest.New(t)
+	u, err := url.Parse(db.URL)
+	require.NoError(t, err)
+	proxy := startDBProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	daemon := append(daemonEnv(env, db), "DATABASE_URL="+u.String()) // the later one wins
+
+	p := startViaduct(t, daemon, "run", "--e1", "--http-addr", "", "--sqs-queue-url", res.QueueURL)
+	p.waitLog(t, "Subscribing to queue", 30*time.Second)
+	proxy.cut()
+
+	export, err := os.Open(writeGeneratedExport(t, 50, 13))
+	require.NoError(t, err)
+	defer export.Close()
+	const key = "COVID19_ECLRS_Export_positive_2026-12-04 1030.txt"
+	require.NoError(t, env.Upload(ctx, res.Names.Bucket, key, export))
+	require.NoError(t, env.Announce(ctx, res, res.Names.Bucket, key, awstest.AnnounceOpts{EventTime: time.Now()}))
+	p.waitLog(t, "cannot record the announced file; trying again", 30*time.Second)
+	time.Sleep(4 * 2 * time.Second) // four of the queue's visibility timeouts without a database
+	proxy.restore()
+
+	var status string
+	require.Eventually(t, func() bool {
+		err := db.Pool.QueryRow(ctx, `SELECT status FROM files WHERE key = $1`, key).Scan(&status)
+		return err == nil && status == eclrs.FileImported
+	}, time.Minute, 20*time.Millisecond, "the export is imported once the database is back; log:\n%s", p.logText())
+	attrs, err := env.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(res.DLQURL),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages}})
+	require.NoError(t, err)
+	require.Equal(t, "0", attrs.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)],
+		"nothing was dead-lettered")
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.Equal(t, 0, p.waitExit(t, 30*time.Second))
 }
