@@ -40,6 +40,18 @@ type Object struct {
 	EventTime time.Time
 }
 
+// nullables returns the event time and size as the files row stores them: NULL when unknown.
+func (obj Object) nullables() (eventTime *time.Time, size *int64) {
+	if !obj.EventTime.IsZero() {
+		t := obj.EventTime.UTC()
+		eventTime = &t
+	}
+	if obj.Size > 0 {
+		size = &obj.Size
+	}
+	return eventTime, size
+}
+
 // File is a row of files.
 type File struct {
 	ID            int64
@@ -74,15 +86,7 @@ func scanFile(row pgx.Row) (*File, error) {
 // work item: an import attempt that fails, a daemon that dies, a notification lost to a dead-letter queue, none of
 // them lose it, because a file importing for long with no import under way is resumed from S3 (ClaimStaleFile).
 func RecordFile(ctx context.Context, db DBTX, obj Object) (*File, error) {
-	var eventTime *time.Time
-	if !obj.EventTime.IsZero() {
-		t := obj.EventTime.UTC()
-		eventTime = &t
-	}
-	var size *int64
-	if obj.Size > 0 {
-		size = &obj.Size
-	}
+	eventTime, size := obj.nullables()
 	// The no-op update makes RETURNING give the existing row too.
 	f, err := scanFile(db.QueryRow(ctx, `
 		INSERT INTO files (filename, bucket, key, etag, version_id, size_bytes, event_time)
@@ -154,15 +158,7 @@ func Unsettled(ctx context.Context, db DBTX) (int64, error) {
 // (bucket, key, ETag, version), so a notification delivered twice finds the row of the first delivery; its status
 // tells the caller whether there is anything left to do.
 func StartFile(ctx context.Context, db DBTX, obj Object) (*File, error) {
-	var eventTime *time.Time
-	if !obj.EventTime.IsZero() {
-		t := obj.EventTime.UTC()
-		eventTime = &t
-	}
-	var size *int64
-	if obj.Size > 0 {
-		size = &obj.Size
-	}
+	eventTime, size := obj.nullables()
 	f, err := scanFile(db.QueryRow(ctx, `
 		INSERT INTO files (filename, bucket, key, etag, version_id, size_bytes, event_time, attempts, processing_started_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, 1, now())
