@@ -8,11 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/viaduct-nys/viaduct/pkg/awstest"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
-	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
 // TestLockWaitSpendsNoReceives: an import that waits for another daemon's import for longer than the queue's own
@@ -25,14 +23,10 @@ func TestLockWaitSpendsNoReceives(t *testing.T) {
 	env, stop, err := awstest.Start(ctx)
 	require.NoError(t, err)
 	t.Cleanup(stop)
-	db := pgtest.New(t)
-	res, err := env.CreateResources(ctx, awstest.UniqueNames("e1lock"), &awstest.CreateOpts{VisibilityTimeout: queueVisibility})
-	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
-	engine, err := New(Config{QueueURL: res.QueueURL, WaitTime: time.Second, UntilIdle: true,
-		IdleCheckInterval: 200 * time.Millisecond, VisibilityTimeout: 30 * time.Second},
-		Deps{Pool: db.Pool, AWSConfig: env.AWSConfig, S3: env.S3, Logger: zaptest.NewLogger(t), Metrics: NewMetrics(reg)})
-	require.NoError(t, err)
+	engine := newQueueEngine(t, env, "e1lock", &awstest.CreateOpts{VisibilityTimeout: queueVisibility},
+		func(_ *Config, d *Deps) { d.Metrics = NewMetrics(reg) })
+	db, res := engine.db, engine.res
 
 	// Another daemon's import holds the lock.
 	other, err := db.Pool.Begin(ctx)

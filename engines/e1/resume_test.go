@@ -10,7 +10,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/viaduct-nys/viaduct/pkg/awstest"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
@@ -43,23 +42,15 @@ func TestFailedAttemptsAreResumed(t *testing.T) {
 	t.Cleanup(stop)
 
 	run := func(t *testing.T, failures int64) (*pgtest.DB, *flakyS3) {
-		db := pgtest.New(t)
-		res, err := env.CreateResources(ctx, awstest.UniqueNames("e1resume"), nil)
-		require.NoError(t, err)
+		s3 := &flakyS3{S3API: env.S3, failures: failures}
+		q := newQueueEngine(t, env, "e1resume", nil, func(c *Config, d *Deps) { c.MaxAttempts, d.S3 = 3, s3 })
+		res := q.res
 		var b strings.Builder
 		require.NoError(t, eclrsgen.Write(&b, eclrsgen.Options{Rows: 4, Seed: 8}))
 		require.NoError(t, env.Upload(ctx, res.Names.Bucket, "export.txt", strings.NewReader(b.String())))
 		require.NoError(t, env.Announce(ctx, res, res.Names.Bucket, "export.txt", awstest.AnnounceOpts{EventTime: time.Now()}))
-		s3 := &flakyS3{S3API: env.S3, failures: failures}
-		engine, err := New(Config{QueueURL: res.QueueURL, WaitTime: time.Second, UntilIdle: true,
-			IdleCheckInterval: 100 * time.Millisecond, VisibilityTimeout: 30 * time.Second, MaxAttempts: 3},
-			Deps{Pool: db.Pool, AWSConfig: env.AWSConfig, S3: s3, Logger: zaptest.NewLogger(t)})
-		require.NoError(t, err)
-		runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		require.NoError(t, engine.Run(runCtx))
-		require.NoError(t, runCtx.Err(), "idle, not out of time")
-		return db, s3
+		q.runUntilIdle(t)
+		return q.db, s3
 	}
 	file := func(t *testing.T, db *pgtest.DB) *eclrs.File {
 		var id int64

@@ -7,12 +7,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/viaduct-nys/viaduct/pkg/awstest"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
-	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
 // TestObjectOverwrittenBeforeItsNotificationIsRead: an export is announced, then overwritten (and the new object
@@ -25,9 +23,8 @@ func TestObjectOverwrittenBeforeItsNotificationIsRead(t *testing.T) {
 	env, stop, err := awstest.Start(ctx)
 	require.NoError(t, err)
 	t.Cleanup(stop)
-	db := pgtest.New(t)
-	res, err := env.CreateResources(ctx, awstest.UniqueNames("e1over"), &awstest.CreateOpts{VisibilityTimeout: 30 * time.Second})
-	require.NoError(t, err)
+	q := newQueueEngine(t, env, "e1over", nil, nil)
+	db, res := q.db, q.res
 
 	const key = "COVID19_ECLRS_Export_positive_2026-12-04 0930.txt"
 	export := func(rows, first int) string {
@@ -41,14 +38,7 @@ func TestObjectOverwrittenBeforeItsNotificationIsRead(t *testing.T) {
 	require.NoError(t, env.Upload(ctx, res.Names.Bucket, key, strings.NewReader(export(5, 100))))
 	require.NoError(t, env.Announce(ctx, res, res.Names.Bucket, key, awstest.AnnounceOpts{EventTime: announced.Add(time.Second)}))
 
-	engine, err := New(Config{QueueURL: res.QueueURL, WaitTime: time.Second, UntilIdle: true,
-		IdleCheckInterval: 200 * time.Millisecond, VisibilityTimeout: 30 * time.Second},
-		Deps{Pool: db.Pool, AWSConfig: env.AWSConfig, S3: env.S3, Logger: zaptest.NewLogger(t)})
-	require.NoError(t, err)
-	runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	require.NoError(t, engine.Run(runCtx))
-	require.NoError(t, runCtx.Err())
+	q.runUntilIdle(t)
 
 	rows, err := db.Pool.Query(ctx, `SELECT status, coalesce(failure_reason, ''), coalesce((statistics->'new'->>'total')::int, 0)
 		FROM files ORDER BY id`)
