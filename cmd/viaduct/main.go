@@ -98,9 +98,9 @@ Commands:
   run       Run the enabled engines (--e1 … --e5) until SIGINT/SIGTERM, or with --until-idle until idle.
   extract   Import ECLRS files (paths or s3://bucket/key) as Engine 1 does; one JSON object per file.
   status    Print counts per stage (--json for machines).
-  demo      Run Engines 1 and 2 on local stand-ins for S3, SQS and CommCare with generated exports.
+  demo      Run all five engines on local stand-ins for S3, SQS and CommCare with a generated export.
   fake-commcare
-            Serve a fake CommCare HQ (county list, later the case APIs) for trying the daemon by hand.
+            Serve a fake CommCare HQ (county list, case API, form receiver) for trying the daemon by hand.
   version   Print the version.
 
 Run 'viaduct COMMAND --help' for a command's flags and their environment variables.
