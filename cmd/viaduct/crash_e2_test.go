@@ -92,9 +92,9 @@ func requireE2Consistent(t *testing.T, db *pgtest.DB, done bool) {
 	}
 	if done {
 		checks = append(checks,
-			struct{ what, query string }{"test results without exactly one finished event", `SELECT tr.id, count(f.id)
+			struct{ what, query string }{"test results without exactly one finished event", `SELECT tr.id, count(f.event_id)
 				FROM test_results tr LEFT JOIN test_result_events f ON f.test_result_id = tr.id AND f.finished
-				GROUP BY tr.id HAVING count(f.id) <> 1`},
+				GROUP BY tr.id HAVING count(f.event_id) <> 1`},
 			struct{ what, query string }{"attempts left over", `SELECT test_result_id, last_error FROM test_result_attempts`},
 		)
 	}

@@ -127,6 +127,16 @@ func ParseTimestamp(s string) (time.Time, bool) {
 // parseStamp is ParseTimestamp returning Unix seconds and microseconds, which is all
 // the COPY encoder needs.
 func parseStamp(s string) (sec, usec int64, ok bool) {
+	wall, usec, ok := parseWall(s)
+	if !ok {
+		return 0, 0, false
+	}
+	return newYorkInstant(wall), usec, true
+}
+
+// parseWall reads an ECLRS timestamp as wall-clock seconds (civil time encoded as if
+// the zone were UTC; the real instant is wall - offset) and microseconds.
+func parseWall(s string) (wall, usec int64, ok bool) {
 	if len(s) < timestampLen || s[9] != ':' || s[12] != ':' || s[15] != ':' || s[18] != '.' {
 		return 0, 0, false
 	}
@@ -141,9 +151,7 @@ func parseStamp(s string) (sec, usec int64, ok bool) {
 	if !ok1 || !ok2 || !ok3 || !ok4 || hh > 23 || mm > 59 || ss > 59 {
 		return 0, 0, false
 	}
-	// Wall-clock seconds as if the zone were UTC; the real instant is wall - offset.
-	wall := daysFromCivil(y, mon, d)*secondsPerDay + int64(hh*3600+mm*60+ss)
-	return newYorkInstant(wall), int64(us), true
+	return daysFromCivil(y, mon, d)*secondsPerDay + int64(hh*3600+mm*60+ss), int64(us), true
 }
 
 const secondsPerDay = 86400
@@ -228,6 +236,19 @@ func newYorkInstant(wall int64) int64 {
 		return wall - off
 	}
 	return newYorkInstantNearTransition(wall)
+}
+
+// newYorkWallExists reports whether wall-clock seconds wall happen in New York, that
+// is whether the instant newYorkInstant picks reads back as wall: false only inside
+// the spring-forward gap. A time in the autumn's repeated hour exists (it reads back
+// from either instant).
+func newYorkWallExists(wall int64) bool {
+	u := newYorkInstant(wall) // caches the day's offset when it holds all day
+	day := floorDiv(wall, secondsPerDay)
+	if e := dayOffsets[day&(int64(len(dayOffsets))-1)].Load(); e != 0 && e>>offsetBits == uint64(day+dayBias) {
+		return true
+	}
+	return u+offsetAt(u) == wall
 }
 
 // newYorkInstantNearTransition is newYorkInstant for the days around a change of

@@ -109,7 +109,8 @@ var TestResultColumns = func() []string {
 // and returns the extended buffer. Conversions follow the original: "" is NULL
 // (whitespace is kept), dates of birth become dates, timestamps become UTC
 // "YYYY-MM-DD HH:MM:SS.ffffff" for a timestamp-without-time-zone column, and an
-// unparseable date or timestamp is NULL. It allocates only to grow buf.
+// unparseable date or timestamp is NULL. raw_data is the line, or NULL when the other
+// columns rebuild it byte for byte (RawRebuildable). It allocates only to grow buf.
 func AppendTestResultCopy(buf []byte, id, fileID int64, r *Record) []byte {
 	buf = strconv.AppendInt(buf, id, 10)
 	buf = append(buf, '\t')
@@ -119,7 +120,11 @@ func AppendTestResultCopy(buf []byte, id, fileID int64, r *Record) []byte {
 	buf = append(buf, '\t')
 	buf = strconv.AppendInt(buf, r.CountyID, 10)
 	buf = append(buf, '\t')
-	buf = appendCopyText(buf, r.Raw)
+	if r.RawRebuildable() {
+		buf = append(buf, copyNull...)
+	} else {
+		buf = appendCopyText(buf, r.Raw)
+	}
 	for i := range copyColumns {
 		c := &copyColumns[i]
 		buf = append(buf, '\t')

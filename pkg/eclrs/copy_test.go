@@ -45,6 +45,10 @@ func TestTestResultColumns(t *testing.T) {
 func TestAppendTestResultCopy(t *testing.T) {
 	t.Parallel()
 
+	conversionsV1 := withColumn(withColumn(withColumn(withColumn(withColumn(lastnameV1,
+		FieldPatientCity, `C:\temp`), FieldPatientZip, "  "), FieldPatientDOB, "31FEB1947"),
+		FieldCreateDate, "20MAR2020:06:03:36"), FieldPatientPhoneHome, "N/A")
+
 	tests := []struct {
 		name    string
 		version Version
@@ -54,7 +58,7 @@ func TestAppendTestResultCopy(t *testing.T) {
 		{
 			name: "V1", version: V1, line: lastnameV1,
 			want: map[string]string{
-				"id": "7", "file_id": "3", "line_number": "2", "county_id": "1111", "raw_data": lastnameV1,
+				"id": "7", "file_id": "3", "line_number": "2", "county_id": "1111", "raw_data": `\N`, // rebuilt from the rest
 				"patient_name_last": "LASTNAME", "patient_name_middle": `\N`, "patient_name_first": "FIRSTNAME",
 				"patient_dob": "1947-03-01", "patient_gender": "M", "patient_address_1": "123 MAIN St",
 				"patient_address_2": `\N`, "patient_city": `\N`, "patient_zip": `\N`,
@@ -85,12 +89,11 @@ func TestAppendTestResultCopy(t *testing.T) {
 		},
 		{
 			name: "Conversions", version: V1,
-			line: withColumn(withColumn(withColumn(withColumn(withColumn(lastnameV1,
-				FieldPatientCity, `C:\temp`), FieldPatientZip, "  "), FieldPatientDOB, "31FEB1947"),
-				FieldCreateDate, "20MAR2020:06:03:36"), FieldPatientPhoneHome, "N/A"),
+			line: conversionsV1,
 			want: map[string]string{
 				"patient_city": `C:\\temp`, "patient_zip": "  ", "patient_dob": `\N`, "eclrs_create_date": `\N`,
 				"patient_phone_home": "N/A", "patient_phone_home_normalized": `\N`,
+				"raw_data": strings.ReplaceAll(conversionsV1, `\`, `\\`), // kept: it cannot be rebuilt
 			},
 		},
 		{

@@ -15,7 +15,8 @@ import (
 type Record struct {
 	// Line is the 1-based line number in the file (the header is line 1).
 	Line int
-	// Raw is the trimmed line, stored as test_results.raw_data.
+	// Raw is the trimmed line, stored as test_results.raw_data unless the other
+	// columns rebuild it exactly (RawRebuildable).
 	Raw string
 	// Fields holds the parsed values at v3 positions (see the Field constants).
 	// Columns absent from the file's layout are "". Unquoted values are substrings
