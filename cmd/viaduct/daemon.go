@@ -321,6 +321,12 @@ func openPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing the database URL: %w", err)
 	}
+	// Viaduct's queries are many and short. PostgreSQL compiles a query with JIT when its estimated cost is high,
+	// and rules written for every case (a branch a pass never runs, a table not analyzed yet) are estimated high:
+	// the compile then costs a third of a second where the query takes milliseconds.
+	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", redactDSN(databaseURL), err)

@@ -3,7 +3,6 @@ package e3
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -20,11 +19,9 @@ import (
 // text once, so no query has to pass them.
 var changedCondition = `EXISTS (
 	SELECT 1
-	  FROM (SELECT max(e.id) FILTER (WHERE e.type = ANY(` + textArray(commcare.ChangeEventTypes) + `)) AS found,
-	               max(e.id) FILTER (WHERE e.type = ANY(` + textArray(commcare.HandOffEventTypes) + `)) AS handed
-	          FROM index_case_events j JOIN events e ON e.id = j.event_id
-	         WHERE j.index_case_id = ic.id
-	           AND e.type = ANY(` + textArray(append(slices.Clone(commcare.ChangeEventTypes), commcare.HandOffEventTypes...)) + `)) m
+	  FROM (SELECT max(x.event_id) FILTER (WHERE x.type = ANY(` + textArray(commcare.ChangeEventTypes) + `)) AS found,
+	               max(x.event_id) FILTER (WHERE x.type = ANY(` + textArray(commcare.HandOffEventTypes) + `)) AS handed
+	          FROM ` + commcare.CaseEventsSQL("ic.id") + ` x) m
 	 WHERE m.found IS NOT NULL AND (m.handed IS NULL OR m.handed < m.found))`
 
 // textArray spells event type names, which are identifiers of our own, as a SQL text array literal.

@@ -36,10 +36,11 @@ func Summarize(ctx context.Context, db eclrs.DBTX, counts tally.Counts) (*Summar
 	// A waiting case has waited since its first change after its newest hand-off.
 	err := db.QueryRow(ctx, `WITH w AS (`+waitingCases+`),
 		  waiting AS (
-		  SELECT (SELECT min(e.inserted_at) FROM index_case_events j JOIN events e ON e.id = j.event_id
-		           WHERE j.index_case_id = w.id AND e.type = ANY($2)
-		             AND e.id > coalesce((SELECT max(e.id) FROM index_case_events j JOIN events e ON e.id = j.event_id
-		                                   WHERE j.index_case_id = w.id AND e.type = ANY($3)), 0)) AS since
+		  SELECT (SELECT min((SELECT e.inserted_at FROM events e WHERE e.id = x.event_id))
+		            FROM `+commcare.CaseEventsSQL("w.id")+` x
+		           WHERE x.type = ANY($2)
+		             AND x.event_id > coalesce((SELECT max(y.event_id) FROM `+commcare.CaseEventsSQL("w.id")+` y
+		                                         WHERE y.type = ANY($3)), 0)) AS since
 		    FROM w)
 		SELECT (SELECT count(*) FROM waiting), (SELECT min(since) FROM waiting),
 		       coalesce((SELECT extract(epoch FROM now() - min(since)) FROM waiting), 0)::float8,

@@ -39,12 +39,12 @@ type labResult struct {
 
 // newestChange is the id of the newest change event of the index case aliased ic (0 when it has none); $1 is
 // commcare.ChangeEventTypes.
-const newestChange = `(SELECT coalesce(max(e.id), 0) FROM index_case_events j JOIN events e ON e.id = j.event_id
-	  WHERE j.index_case_id = ic.id AND e.type = ANY($1))`
+var newestChange = `(SELECT coalesce(max(x.event_id), 0) FROM ` + commcare.CaseEventsSQL("ic.id") + ` x
+	  WHERE x.type = ANY($1))`
 
 // indexCaseColumns reads an index case aliased ic with its newest change event id; $1 is
 // commcare.ChangeEventTypes.
-const indexCaseColumns = `ic.id, ic.person_id, ic.county_id, ic.case_id, ic.data, ic.closed, ic.inserted_at, ` + newestChange
+var indexCaseColumns = `ic.id, ic.person_id, ic.county_id, ic.case_id, ic.data, ic.closed, ic.inserted_at, ` + newestChange
 
 func scanIndexCase(row pgx.Row) (*indexCase, error) {
 	var ic indexCase

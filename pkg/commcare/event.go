@@ -70,3 +70,14 @@ var (
 	HandOffEventTypes = []string{EventSendToCommCareEnqueued, EventSendToCommCareFailed,
 		EventSendToCommCareSucceeded}
 )
+
+// CaseEventsSQL is a SQL row source (event_id, type) of the events of the index case whose id is the SQL expression
+// caseID, for the rules that compare a case's change and hand-off events (Engine 3's selection, Engine 4's newest
+// change). Each event's type is read by a lateral subquery that OFFSET 0 keeps PostgreSQL from flattening into a
+// join: whatever the planner's statistics say (none, on tables Engine 2 has just filled), reading a case's events
+// costs an index probe per event of that case, never a hash over every event in the table.
+func CaseEventsSQL(caseID string) string {
+	return `(SELECT j.event_id, t.type FROM index_case_events j,
+	                LATERAL (SELECT e.type FROM events e WHERE e.id = j.event_id OFFSET 0) t
+	          WHERE j.index_case_id = ` + caseID + `)`
+}
