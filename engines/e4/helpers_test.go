@@ -19,12 +19,12 @@ import (
 
 // The test counties' domains and locations (commcaretest.TestCounties).
 const (
-	midsomer          = "uk-midsomer-cdcms"
-	midsomerLocation  = "a1a1a1a1a1"
-	yggdrasil         = "sw-yggdrasil-cdcms"
-	yggdrasilLocation = "b2b2b2b22b2"
-	statewide         = "uk-statewide-cdcms"
-	statewideLocation = "statewide-owner-id"
+	midsomer          = commcaretest.MidsomerDomain
+	midsomerLocation  = commcaretest.MidsomerLocation
+	yggdrasil         = commcaretest.YggdrasilDomain
+	yggdrasilLocation = commcaretest.YggdrasilLocation
+	statewide         = commcaretest.StatewideDomain
+	statewideLocation = commcaretest.StatewideLocation
 )
 
 // fixture is a database with the test counties and a person, and a fake CommCare serving the same counties.

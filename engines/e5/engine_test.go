@@ -19,9 +19,9 @@ import (
 )
 
 const (
-	midsomer  = "uk-midsomer-cdcms"
-	yggdrasil = "sw-yggdrasil-cdcms"
-	statewide = "uk-statewide-cdcms"
+	midsomer  = commcaretest.MidsomerDomain
+	yggdrasil = commcaretest.YggdrasilDomain
+	statewide = commcaretest.StatewideDomain
 	ownUser   = "viaduct-user-id"
 )
 

@@ -63,22 +63,33 @@ func NewYorkCounties() []commcare.County {
 	)
 }
 
+// The test counties' domains and locations (TestCounties), for tests that name them.
+const (
+	MidsomerDomain    = "uk-midsomer-cdcms"
+	MidsomerLocation  = "a1a1a1a1a1"
+	YggdrasilDomain   = "sw-yggdrasil-cdcms"
+	YggdrasilLocation = "b2b2b2b22b2"
+	WilkesDomain      = "aq-wilkes-cdcms"
+	StatewideDomain   = "uk-statewide-cdcms"
+	StatewideLocation = "statewide-owner-id"
+)
+
 // TestCounties returns the four-county list the original's tests used: Midsomer (1111) and Yggdrasil (9999)
 // participate, Wilkes Land (5678) does not, and UK Statewide (1234) takes results for unknown counties.
 func TestCounties() []commcare.County {
 	return []commcare.County{
 		{
-			FIPS: "1111", Name: "midsomer", Display: "Midsomer", Domain: "uk-midsomer-cdcms", Gaz: "ms-gaz",
-			LocationID: "a1a1a1a1a1", Participating: true,
+			FIPS: "1111", Name: "midsomer", Display: "Midsomer", Domain: MidsomerDomain, Gaz: "ms-gaz",
+			LocationID: MidsomerLocation, Participating: true,
 		},
 		{
-			FIPS: "9999", Name: "yggdrasil", Display: "Yggdrasil", Domain: "sw-yggdrasil-cdcms", Gaz: "yg-gaz",
-			LocationID: "b2b2b2b22b2", Participating: true,
+			FIPS: "9999", Name: "yggdrasil", Display: "Yggdrasil", Domain: YggdrasilDomain, Gaz: "yg-gaz",
+			LocationID: YggdrasilLocation, Participating: true,
 		},
-		{FIPS: "5678", Name: "wilkes", Display: "Wilkes Land", Domain: "aq-wilkes-cdcms", Gaz: "wl-gaz"},
+		{FIPS: "5678", Name: "wilkes", Display: "Wilkes Land", Domain: WilkesDomain, Gaz: "wl-gaz"},
 		{
-			FIPS: "1234", Name: "statewide", Display: "UK Statewide", Domain: "uk-statewide-cdcms",
-			LocationID: "statewide-owner-id", Participating: true, Statewide: true,
+			FIPS: "1234", Name: "statewide", Display: "UK Statewide", Domain: StatewideDomain,
+			LocationID: StatewideLocation, Participating: true, Statewide: true,
 		},
 	}
 }
