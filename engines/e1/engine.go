@@ -308,7 +308,7 @@ func (e *Engine) handle(ctx context.Context, msg *message.Message) {
 			settle(false)
 			return
 		}
-		res, err := e.attempt(ctx, f, obj, e.opener(n))
+		res, err := e.attempt(ctx, f, obj)
 		if err != nil {
 			if ctx.Err() != nil {
 				e.deps.Metrics.notification("retry")
@@ -361,9 +361,9 @@ func (n Notification) object() eclrs.Object {
 	}
 }
 
-// opener streams the announced object from S3.
-func (e *Engine) opener(n Notification) OpenFunc {
-	return S3Opener(e.deps.S3, n.Bucket, n.Key, n.VersionID, strings.Trim(n.ETag, `"`))
+// opener streams obj, an announced object, from S3: the very object announced.
+func (e *Engine) opener(obj eclrs.Object) OpenFunc {
+	return S3Opener(e.deps.S3, obj.Bucket, obj.Key, obj.VersionID, obj.ETag)
 }
 
 // S3Opener returns an OpenFunc streaming s3://bucket/key: the version announced when the bucket is versioned

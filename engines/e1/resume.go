@@ -24,10 +24,10 @@ func (e *Engine) record(ctx context.Context, log *zap.Logger, obj eclrs.Object) 
 	})
 }
 
-// attempt makes one import attempt at the recorded file f (object obj). A file that has had MaxAttempts attempts
-// is marked failed with the last attempt's reason instead: Engine 1 turns red, and a person looks. A failed attempt
-// is noted on the file, which stays importing and is resumed once stale.
-func (e *Engine) attempt(ctx context.Context, f *eclrs.File, obj eclrs.Object, open OpenFunc) (*Result, error) {
+// attempt makes one import attempt at the recorded file f, reading object obj from S3. A file that has had
+// MaxAttempts attempts is marked failed with the last attempt's reason instead: Engine 1 turns red, and a person
+// looks. A failed attempt is noted on the file, which stays importing and is resumed once stale.
+func (e *Engine) attempt(ctx context.Context, f *eclrs.File, obj eclrs.Object) (*Result, error) {
 	if f.Status == eclrs.FileImporting && f.Attempts >= e.config.MaxAttempts {
 		reason := fmt.Sprintf("gave up after %d attempts; the last failed with: %s", f.Attempts, f.FailureReason)
 		if err := eclrs.FinishFile(ctx, e.deps.Pool, f.ID, eclrs.FileOutcome{Status: eclrs.FileFailed, FailureReason: reason}); err != nil {
@@ -35,7 +35,7 @@ func (e *Engine) attempt(ctx context.Context, f *eclrs.File, obj eclrs.Object, o
 		}
 		return &Result{File: f.Filename, FileID: f.ID, Status: eclrs.FileFailed, Reason: reason}, nil
 	}
-	res, err := e.importer.Import(ctx, obj, open)
+	res, err := e.importer.Import(ctx, obj, e.opener(obj))
 	if err != nil && ctx.Err() == nil {
 		if nerr := eclrs.NoteAttemptFailed(ctx, e.deps.Pool, f.ID, err.Error()); nerr != nil {
 			e.logger.Warn("recording a failed import attempt", zap.Error(nerr))
@@ -58,7 +58,7 @@ func (e *Engine) resumeStale(ctx context.Context, staleAfter time.Duration) (int
 		tried++
 		log := e.logger.With(zap.String("file", f.Filename), zap.Int64("file_id", f.ID), zap.Int("attempts", f.Attempts))
 		log.Info("resuming an import that did not finish")
-		res, err := e.attempt(ctx, f, obj, S3Opener(e.deps.S3, obj.Bucket, obj.Key, obj.VersionID, obj.ETag))
+		res, err := e.attempt(ctx, f, obj)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Error("resumed import failed; the file stays importing and is tried again", zap.Error(err),

@@ -118,7 +118,6 @@ func NoteAttemptFailed(ctx context.Context, db DBTX, id int64, reason string) er
 func ClaimStaleFile(ctx context.Context, db DBTX, staleAfter time.Duration) (*File, Object, error) {
 	var obj Object
 	var size *int64
-	var eventTime *time.Time
 	row := db.QueryRow(ctx, `UPDATE files SET updated_at = now()
 		 WHERE id = (SELECT id FROM files
 		              WHERE status = $1 AND bucket <> '' AND updated_at <= now() - make_interval(secs => $2)
@@ -134,13 +133,12 @@ func ClaimStaleFile(ctx context.Context, db DBTX, staleAfter time.Duration) (*Fi
 	if err != nil {
 		return nil, obj, fmt.Errorf("looking for stale imports: %w", err)
 	}
-	eventTime = f.EventTime
 	obj.Filename = f.Filename
 	if size != nil {
 		obj.Size = *size
 	}
-	if eventTime != nil {
-		obj.EventTime = *eventTime
+	if f.EventTime != nil {
+		obj.EventTime = *f.EventTime
 	}
 	return &f, obj, nil
 }
