@@ -30,7 +30,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/viaduct-nys/viaduct/engines/e3"
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
@@ -293,7 +293,7 @@ func measureE3(t *testing.T, ctx context.Context, pool *pgxpool.Pool, cfg histor
 	rows, err := pool.Query(ctx, `SELECT ic.id, coalesce((SELECT (e.data->>'test_result_id')::bigint
 		   FROM index_case_events j JOIN events e ON e.id = j.event_id
 		  WHERE j.index_case_id = ic.id AND e.type = $2 LIMIT 1), 0)
-		  FROM (SELECT id FROM index_cases ORDER BY random() LIMIT $1) ic`, cfg.repeat*cfg.changed+1, commcare.EventIndexCaseCreated)
+		  FROM (SELECT id FROM index_cases ORDER BY random() LIMIT $1) ic`, cfg.repeat*cfg.changed+1, casedb.EventIndexCaseCreated)
 	require.NoError(t, err)
 	var cases, results []int64
 	for rows.Next() {
@@ -347,7 +347,7 @@ func commitChanges(t *testing.T, ctx context.Context, pool *pgxpool.Pool, cases,
 		  ev AS (INSERT INTO events (id, type, data)
 		         SELECT e, $3, CASE WHEN r IS NOT NULL THEN jsonb_build_object('test_result_id', r) END FROM ids)
 		INSERT INTO index_case_events (index_case_id, event_id) SELECT c, e FROM ids RETURNING index_case_id, event_id`,
-		cases, results, commcare.EventIndexCaseUpdated)
+		cases, results, casedb.EventIndexCaseUpdated)
 	require.NoError(t, err)
 	byCase := map[int64]int64{}
 	for rows.Next() {
@@ -375,7 +375,7 @@ func waitHandedOff(t *testing.T, ctx context.Context, pool *pgxpool.Pool, cases,
 		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM unnest($1::bigint[], $2::bigint[]) AS u(c, e)
 			 WHERE EXISTS (SELECT 1 FROM index_case_events j JOIN events ev ON ev.id = j.event_id
 			                WHERE j.index_case_id = u.c AND j.event_id > u.e AND ev.type = $3)`,
-			cases, events, commcare.EventSendToCommCareEnqueued).Scan(&n))
+			cases, events, casedb.EventSendToCommCareEnqueued).Scan(&n))
 		now := time.Now()
 		if n == len(cases) {
 			return now.Sub(since), true

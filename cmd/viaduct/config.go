@@ -24,6 +24,7 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e4"
 	"github.com/viaduct-nys/viaduct/engines/e5"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 // defaultDatabaseURL is the local PostgreSQL that `make db` starts, with trust authentication.
@@ -481,9 +482,9 @@ func loadAWS(ctx context.Context, c *config, getenv func(string) string, logger 
 }
 
 // countySource is where the daemon gets the county list: the file when one is named, else CommCare.
-func (c *config) countySource() (commcare.CountySource, error) {
+func (c *config) countySource() (countylist.Source, error) {
 	if c.CountyListFile != "" {
-		return commcare.FileCountySource{Path: c.CountyListFile}, nil
+		return countylist.FileSource{Path: c.CountyListFile}, nil
 	}
 	return c.commCareClient()
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
@@ -43,7 +43,7 @@ func handOffs(t *testing.T, db *pgtest.DB) int64 {
 	t.Helper()
 	var n int64
 	require.NoError(t, db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE type = $1`,
-		commcare.EventSendToCommCareEnqueued).Scan(&n))
+		casedb.EventSendToCommCareEnqueued).Scan(&n))
 	return n
 }
 

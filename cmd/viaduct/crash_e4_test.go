@@ -9,8 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
@@ -63,7 +63,7 @@ func TestE4KilledMidJob(t *testing.T) {
 	p = startViaduct(t, env, append(args, "--until-idle")...)
 	require.Equal(t, 0, p.waitExit(t, 3*time.Minute), "log:\n%s", p.logText())
 	require.Zero(t, running())
-	list, err := commcare.NewCountyList(commcaretest.NewYorkCounties())
+	list, err := countylist.NewList(commcaretest.NewYorkCounties())
 	require.NoError(t, err)
 	rows, err := db.Pool.Query(ctx, `SELECT case_id, county_id FROM index_cases`)
 	require.NoError(t, err)

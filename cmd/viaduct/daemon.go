@@ -25,7 +25,7 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e4"
 	"github.com/viaduct-nys/viaduct/engines/e5"
 	"github.com/viaduct-nys/viaduct/migrations"
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 func runDaemon(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -118,14 +118,14 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 	}
 
 	// The county list, for the engines that route by county: loaded before they start, refreshed while they run.
-	var counties *commcare.CountyCache
+	var counties *countylist.Cache
 	if c.needsCounties() {
 		source, err := c.countySource()
 		if err != nil {
 			return err
 		}
-		counties, err = commcare.NewCountyCache(commcare.CountyCacheConfig{Refresh: c.CountyRefresh},
-			commcare.CountyCacheDeps{DB: pool, Logger: logger.Named("counties"), Source: source})
+		counties, err = countylist.NewCache(countylist.CacheConfig{Refresh: c.CountyRefresh},
+			countylist.CacheDeps{DB: pool, Logger: logger.Named("counties"), Source: source})
 		if err != nil {
 			return err
 		}

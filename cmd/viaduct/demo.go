@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/viaduct-nys/viaduct/pkg/awstest"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
@@ -262,7 +263,7 @@ func demoTracerEdit(ctx context.Context, c *config, pool *pgxpool.Pool) (*demoEd
 	err := pool.QueryRow(ctx, `SELECT ic.id, ic.case_id, ic.county_id FROM index_cases ic
 		 WHERE EXISTS (SELECT 1 FROM index_case_events j JOIN events ev ON ev.id = j.event_id
 		                WHERE j.index_case_id = ic.id AND ev.type = $1 AND ev.data ? 'response')
-		 ORDER BY ic.id LIMIT 1`, commcare.EventSendToCommCareSucceeded).Scan(&e.id, &e.caseID, &fips)
+		 ORDER BY ic.id LIMIT 1`, casedb.EventSendToCommCareSucceeded).Scan(&e.id, &e.caseID, &fips)
 	if err != nil {
 		return nil, fmt.Errorf("finding a case Engine 4 posted: %w", err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
@@ -38,7 +38,7 @@ func TestE3EndToEnd(t *testing.T) {
 		    (SELECT count(*) FROM events WHERE type = $3),
 		    (SELECT count(*) FROM index_cases ic WHERE NOT EXISTS
 		        (SELECT 1 FROM river_job j WHERE j.kind = $1 AND j.args->>'case_id' = ic.case_id))`,
-		commcare.CaseLoaderArgs{}.Kind(), commcare.CaseLoaderQueue, commcare.EventSendToCommCareEnqueued).
+		casedb.CaseLoaderArgs{}.Kind(), casedb.CaseLoaderQueue, casedb.EventSendToCommCareEnqueued).
 		Scan(&cases, &jobs, &handOffs, &casesWithoutJob))
 	require.Positive(t, cases)
 	require.Equal(t, cases, jobs)

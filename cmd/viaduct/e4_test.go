@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/viaduct-nys/viaduct/pkg/awstest"
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
@@ -58,7 +58,7 @@ func TestE4EndToEnd(t *testing.T) {
 	run()
 
 	// Every index case is in its county's domain with all its lab results.
-	list, err := commcare.NewCountyList(commcaretest.NewYorkCounties())
+	list, err := countylist.NewList(commcaretest.NewYorkCounties())
 	require.NoError(t, err)
 	rows, err := db.Pool.Query(ctx, `SELECT ic.case_id, ic.county_id, count(lr.id) FROM index_cases ic
 		  LEFT JOIN lab_results lr ON lr.index_case_id = ic.id GROUP BY ic.id`)

@@ -9,8 +9,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
@@ -57,7 +58,7 @@ func TestAllEnginesEndToEnd(t *testing.T) {
 		}
 		var posted int
 		_ = db.Pool.QueryRow(ctx, `SELECT count(DISTINCT j.index_case_id) FROM index_case_events j
-			JOIN events e ON e.id = j.event_id WHERE e.type = $1`, commcare.EventSendToCommCareSucceeded).Scan(&posted)
+			JOIN events e ON e.id = j.event_id WHERE e.type = $1`, casedb.EventSendToCommCareSucceeded).Scan(&posted)
 		return posted == cases
 	}, 2*time.Minute, "every case posted")
 
@@ -65,7 +66,7 @@ func TestAllEnginesEndToEnd(t *testing.T) {
 	var caseID string
 	var county int64
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT case_id, county_id FROM index_cases ORDER BY id LIMIT 1`).Scan(&caseID, &county))
-	list, err := commcare.NewCountyList(commcaretest.NewYorkCounties())
+	list, err := countylist.NewList(commcaretest.NewYorkCounties())
 	require.NoError(t, err)
 	c, ok := list.ByFIPS(strconv.FormatInt(county, 10))
 	require.True(t, ok)
@@ -83,7 +84,7 @@ func TestAllEnginesEndToEnd(t *testing.T) {
 
 	var updates, retrieved int
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE type = $1), count(*) FILTER (WHERE type = $2)
-		FROM events`, commcare.EventUpdatedFromCommCare, commcare.EventRetrievedFromCommCare).Scan(&updates, &retrieved))
+		FROM events`, casedb.EventUpdatedFromCommCare, casedb.EventRetrievedFromCommCare).Scan(&updates, &retrieved))
 	require.Equal(t, 1, updates, "only the tracer's edit came back; Viaduct's own posts did not")
 	require.Zero(t, retrieved, "CommCare held no case Viaduct did not send")
 	var after int

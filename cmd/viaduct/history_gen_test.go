@@ -12,7 +12,7 @@ package main
 // send_to_commcare_succeeded event whose stash is the form Engine 4 would post, built with pkg/commcare's Form as
 // engines/e4/payload.go builds it, its data {action, domain, timestamp, response} and a commcare_posts row with the
 // form's fingerprint), and Engine 5's merges for a tenth of the cases (updated_from_commcare with CommCare-side
-// properties merged into the case, as commcare.MergeIntoIndexCase writes it) and a new case with one lab result for
+// properties merged into the case, as casedb.MergeIntoIndexCase writes it) and a new case with one lab result for
 // one person in a hundred (retrieved_from_commcare, as engines/e5/merge.go creates it), plus each domain's mark.
 // River's jobs from the Engine 3 run are deleted: Engine 4 completes them and River's cleaner removes completed jobs.
 //
@@ -57,8 +57,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/viaduct-nys/viaduct/migrations"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
@@ -302,7 +304,7 @@ type historyLab struct {
 // (the form) and the commcare_posts row, as Engine 4's worker records them when the post succeeds. Cases are taken
 // in chunks, two at a time; the forms are built here, the compression of their text is PostgreSQL's.
 func addEngine4Outcomes(ctx context.Context, pool *pgxpool.Pool) error {
-	counties := map[int64]commcare.County{}
+	counties := map[int64]countylist.County{}
 	for _, c := range commcaretest.NewYorkCounties() {
 		if n, err := strconv.ParseInt(c.FIPS, 10, 64); err == nil {
 			counties[n] = c
@@ -323,7 +325,7 @@ func addEngine4Outcomes(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 // addPosts records the posts of the index cases with ids in (lo, hi], in one transaction.
-func addPosts(ctx context.Context, pool *pgxpool.Pool, counties map[int64]commcare.County, lo, hi int64, now time.Time) error {
+func addPosts(ctx context.Context, pool *pgxpool.Pool, counties map[int64]countylist.County, lo, hi int64, now time.Time) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return err
@@ -385,7 +387,7 @@ func addPosts(ctx context.Context, pool *pgxpool.Pool, counties map[int64]commca
 		if err != nil {
 			return err
 		}
-		events = append(events, []any{eventIDs[i], commcare.EventSendToCommCareSucceeded, json.RawMessage(data), string(xml)})
+		events = append(events, []any{eventIDs[i], casedb.EventSendToCommCareSucceeded, json.RawMessage(data), string(xml)})
 		joins = append(joins, []any{c.id, eventIDs[i]})
 		posts = append(posts, []any{c.id, county.Domain, fp[:]})
 	}
@@ -404,7 +406,7 @@ func addPosts(ctx context.Context, pool *pgxpool.Pool, counties map[int64]commca
 // historyForm is the form Engine 4 posts to create c with its lab results (engines/e4/payload.go, buildForm): the
 // patient case owned by the county's location with the dates of its newest lab result, each lab result an
 // extension case of it.
-func historyForm(c historyCase, labs []historyLab, county commcare.County, now time.Time) commcare.Form {
+func historyForm(c historyCase, labs []historyLab, county countylist.County, now time.Time) commcare.Form {
 	data := maps.Clone(c.data)
 	for _, k := range e4Unassigned {
 		delete(data, k)

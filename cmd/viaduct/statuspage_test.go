@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
@@ -91,8 +92,8 @@ func seedStatus(t *testing.T, pool *pgxpool.Pool) time.Time {
 		INSERT INTO index_case_events (index_case_id, event_id) VALUES
 		  (1, 1001), (1, 1002), (1, 1003), (1, 1004), (2, 1005), (3, 1006), (3, 1007);`,
 		pgx.QueryExecModeSimpleProtocol,
-		eclrs.EventProcessingFailed, commcare.EventSendToCommCareFailed, commcare.EventSendToCommCareDiscarded,
-		commcare.EventIndexCaseCreated, commcare.EventIndexCaseUpdated, commcare.EventSendToCommCareEnqueued,
+		eclrs.EventProcessingFailed, casedb.EventSendToCommCareFailed, casedb.EventSendToCommCareDiscarded,
+		casedb.EventIndexCaseCreated, casedb.EventIndexCaseUpdated, casedb.EventSendToCommCareEnqueued,
 		headerless, rejected("0b7c9f1e-5d2a-4c3b-9e8f-1a2b3c4d5e6f"), rejected("9f8e7d6c-5b4a-4321-8fed-cba987654321"))
 	require.NoError(t, err)
 	// One transaction, so one now(): the importing file was first announced 7 minutes before it.

@@ -7,9 +7,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"go.uber.org/zap"
-
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
 
 // person is a people row as a batch sees it.
@@ -68,7 +68,7 @@ type changeLog struct {
 type batch struct {
 	engine   *Engine
 	now      time.Time
-	counties *commcare.CountyList
+	counties *countylist.List
 	results  []claimed
 
 	byKey  map[string]*person
@@ -193,12 +193,12 @@ func (b *batch) load(ctx context.Context, tx pgx.Tx, plans []plan) error {
 		// unique indexes on person_keys and on people's name and date of birth make a duplicate person impossible
 		// whatever the locks, by failing the later batch, which is then tried again.
 		if p.name != nil {
-			lockKeys = append(lockKeys, commcare.NameLock(p.name.dob, p.name.last, p.name.first))
+			lockKeys = append(lockKeys, casedb.NameLock(p.name.dob, p.name.last, p.name.first))
 			dobs = append(dobs, pgtype.Date{Time: p.name.dob, Valid: true})
 			lasts = append(lasts, p.name.last)
 			firsts = append(firsts, p.name.first)
 		} else if p.tr.PatientKey != "" {
-			lockKeys = append(lockKeys, commcare.KeyLock(p.tr.PatientKey))
+			lockKeys = append(lockKeys, casedb.KeyLock(p.tr.PatientKey))
 		}
 	}
 	if need == 0 {
@@ -206,7 +206,7 @@ func (b *batch) load(ctx context.Context, tx pgx.Tx, plans []plan) error {
 	}
 	// Phase one: the identities this batch may match or create people under. Taken in one sorted sweep, so two
 	// batches never wait on each other in a cycle.
-	if err := commcare.LockIdentities(ctx, tx, lockKeys); err != nil {
+	if err := casedb.LockIdentities(ctx, tx, lockKeys); err != nil {
 		return err
 	}
 	rows, err := tx.Query(ctx, `
@@ -241,7 +241,7 @@ func (b *batch) load(ctx context.Context, tx pgx.Tx, plans []plan) error {
 	}
 	// Phase two: the people themselves, so that nobody else changes their index cases and lab results between this
 	// read and the commit, whichever identity they matched the person under.
-	if err := commcare.LockPeople(ctx, tx, existing); err != nil {
+	if err := casedb.LockPeople(ctx, tx, existing); err != nil {
 		return err
 	}
 	if len(existing) > 0 {

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
@@ -142,7 +142,7 @@ func hasPhoneNumber(data map[string]any) string {
 // (creation only, addAge), the reinfection copy (copyForReinfection), reactivated_case and
 // reinfected_case_created. Values are strings, NULL rendered as "", except first_name and last_name, which are the
 // raw names (nil when NULL), and initials, nil unless both names are present.
-func indexCaseData(tr *eclrs.TestResult, personID int64, c commcare.County, now time.Time) map[string]any {
+func indexCaseData(tr *eclrs.TestResult, personID int64, c countylist.County, now time.Time) map[string]any {
 	externalID := "P" + strconv.FormatInt(personID, 10)
 	state := zipState(tr.PatientZip)
 	fullName := joinPresent(" ", tr.PatientNameFirst, tr.PatientNameLast)
@@ -298,7 +298,7 @@ func interpolated(v any) string {
 // whose properties are caseData, in county c. The patient is identified by the case's external_id, which may be
 // missing on cases that came from CommCare. Unlike the index case map, raw NULLs are JSON null; dates are still
 // formatted, NULL as "".
-func labResultData(tr *eclrs.TestResult, caseData map[string]any, c commcare.County) map[string]any {
+func labResultData(tr *eclrs.TestResult, caseData map[string]any, c countylist.County) map[string]any {
 	dohMPIID := caseData["external_id"]
 	return map[string]any{
 		"accession_number": orNil(tr.RequestAccessionNumber),

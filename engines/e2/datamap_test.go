@@ -6,15 +6,16 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
 // The counties of the original's processor tests (§6.1).
 var (
-	ruleMidsomer = commcare.County{FIPS: "1111", Name: "midsomer", Display: "Midsomer", Domain: "uk-midsomer-cdcms",
+	ruleMidsomer = countylist.County{FIPS: "1111", Name: "midsomer", Display: "Midsomer", Domain: "uk-midsomer-cdcms",
 		Gaz: "ms-gaz", LocationID: "a1a1a1a1a1", Participating: true}
-	ruleStatewide = commcare.County{FIPS: "1234", Name: "statewide", Display: "UK Statewide",
+	ruleStatewide = countylist.County{FIPS: "1234", Name: "statewide", Display: "UK Statewide",
 		Domain: "uk-statewide-cdcms", Gaz: "state-gaz", LocationID: "statewide-owner-id", Participating: true,
 		Statewide: true}
 )
@@ -538,7 +539,7 @@ func TestLabResultData(t *testing.T) {
 			RequestAccessionNumber: "ABC123",
 			EclrsCreateDate:        ruleInstant(t, "2020-05-31T12:00:00Z"),
 		}
-		data := labResultData(tr, map[string]any{}, commcare.County{FIPS: "5678"})
+		data := labResultData(tr, map[string]any{}, countylist.County{FIPS: "5678"})
 		require.Equal(t, map[string]any{
 			"accession_number":               "ABC123",
 			"analysis_date":                  "",
@@ -701,8 +702,8 @@ func TestPersonNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tt.wantFirst, commcare.PersonFirstName(tt.raw))
-			require.Equal(t, tt.wantLast, commcare.PersonLastName(tt.raw))
+			require.Equal(t, tt.wantFirst, casedb.PersonFirstName(tt.raw))
+			require.Equal(t, tt.wantLast, casedb.PersonLastName(tt.raw))
 		})
 	}
 }

@@ -20,7 +20,7 @@
 //
 // Unique indexes on person_keys and on people's name and date of birth make a duplicate person impossible. An
 // advisory lock per identity (the name, else the patient key) keeps batches from colliding over a new person, and
-// row locks on the people found (commcare.LockPeople), held until commit, keep two daemons from merging into stale
+// row locks on the people found (casedb.LockPeople), held until commit, keep two daemons from merging into stale
 // cases. A batch that collides anyway is tried once more. Rules run in memory over
 // the batch and the outcome is written with COPY and set-based updates: one transaction per batch, so every result
 // in it is either wholly written or not at all. When a batch's transaction fails, its results are tried one at a

@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"go.uber.org/zap"
-
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
 
 // DefaultIgnoreBefore is the original's production threshold: test results created by ECLRS on or before it are
@@ -94,7 +93,7 @@ type Deps struct {
 	Pool *pgxpool.Pool
 	// Counties is the current CommCare county list. Every county in it must have a counties row (the cache seeds
 	// them), or index cases filed under it fail their foreign key and are retried.
-	Counties commcare.Counties
+	Counties countylist.Provider
 	// Logger is Engine 2's named logger.
 	Logger *zap.Logger
 	// Metrics may be nil.

@@ -8,8 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
 	"github.com/viaduct-nys/viaduct/pkg/tally"
@@ -145,7 +145,7 @@ func TestSummarize(t *testing.T) {
 	unplaceable := newTestResult()
 	unplaceable.CountyID = 4242 // in the list below, but without a counties row: retried
 	f.insert(t, unplaceable)
-	f.counties.list = mustCountyList(t, append(f.counties.list.All(), commcare.County{FIPS: "4242", Name: "newshire",
+	f.counties.list = mustCountyList(t, append(f.counties.list.All(), countylist.County{FIPS: "4242", Name: "newshire",
 		Display: "Newshire", Domain: "uk-newshire-cdcms", LocationID: "n4n4", Participating: true}))
 	_, err := f.db.Pool.Exec(ctx, `UPDATE test_results SET inserted_at = now() - interval '1 hour' WHERE id = $1`, good)
 	require.NoError(t, err)
@@ -202,7 +202,7 @@ func TestClaimFloor(t *testing.T) {
 	for range 3 {
 		last = f.insert(t, newTestResult())
 	}
-	f.counties.list = mustCountyList(t, append(f.counties.list.All(), commcare.County{FIPS: "4242", Name: "newshire",
+	f.counties.list = mustCountyList(t, append(f.counties.list.All(), countylist.County{FIPS: "4242", Name: "newshire",
 		Display: "Newshire", Domain: "uk-newshire-cdcms", LocationID: "n4n4", Participating: true}))
 	require.Zero(t, stored())
 

@@ -13,8 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
@@ -32,9 +32,9 @@ type fixture struct {
 	counties *staticCounties
 }
 
-type staticCounties struct{ list *commcare.CountyList }
+type staticCounties struct{ list *countylist.List }
 
-func (s *staticCounties) Current() *commcare.CountyList { return s.list }
+func (s *staticCounties) Current() *countylist.List { return s.list }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
@@ -42,12 +42,12 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // newFixtureWith is newFixture with another county list, such as New York's for generated exports.
-func newFixtureWith(t *testing.T, counties []commcare.County) *fixture {
+func newFixtureWith(t *testing.T, counties []countylist.County) *fixture {
 	t.Helper()
 	db := pgtest.New(t)
-	list, err := commcare.NewCountyList(counties)
+	list, err := countylist.NewList(counties)
 	require.NoError(t, err)
-	_, err = commcare.SeedCounties(context.Background(), db.Pool, list)
+	_, err = countylist.Seed(context.Background(), db.Pool, list)
 	require.NoError(t, err)
 	return &fixture{db: db, counties: &staticCounties{list}}
 }
@@ -310,9 +310,9 @@ func (f *fixture) eventData(t *testing.T, id int64, typ string) map[string]any {
 	return m
 }
 
-func mustCountyList(t *testing.T, counties []commcare.County) *commcare.CountyList {
+func mustCountyList(t *testing.T, counties []countylist.County) *countylist.List {
 	t.Helper()
-	list, err := commcare.NewCountyList(counties)
+	list, err := countylist.NewList(counties)
 	require.NoError(t, err)
 	return list
 }

@@ -4,7 +4,8 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
@@ -25,7 +26,7 @@ type plan struct {
 	outcome  outcome
 	reason   string
 	final    bool // a failure no retry can fix
-	county   commcare.County
+	county   countylist.County
 	name     *nameKey // nil when the date of birth or a name is missing
 }
 
@@ -53,7 +54,7 @@ func (b *batch) plan() []plan {
 			pp.fail(false, err.Error())
 			continue
 		}
-		if res == commcare.NonParticipating {
+		if res == countylist.NonParticipating {
 			pp.outcome, pp.reason = outcomeIgnored, "test_result is for fips "+county.FIPS+" (a non-participating county)"
 			continue
 		}
@@ -62,7 +63,7 @@ func (b *batch) plan() []plan {
 			continue
 		}
 		pp.county = county
-		first, last := commcare.PersonFirstName(tr.PatientNameFirst), commcare.PersonLastName(tr.PatientNameLast)
+		first, last := casedb.PersonFirstName(tr.PatientNameFirst), casedb.PersonLastName(tr.PatientNameLast)
 		if first != "" && last != "" && !tr.PatientDOB.IsZero() {
 			pp.name = &nameKey{dob: tr.PatientDOB, last: last, first: first}
 		}
@@ -139,8 +140,8 @@ func (b *batch) matchPerson(p *plan) *person {
 	}
 	who := &person{
 		id:      b.takePersonID(),
-		first:   commcare.PersonFirstName(tr.PatientNameFirst),
-		last:    commcare.PersonLastName(tr.PatientNameLast),
+		first:   casedb.PersonFirstName(tr.PatientNameFirst),
+		last:    casedb.PersonLastName(tr.PatientNameLast),
 		dob:     tr.PatientDOB,
 		created: true,
 	}

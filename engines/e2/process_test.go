@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
@@ -462,7 +462,7 @@ func TestFailedResultIsRetriedThenMarkedFailed(t *testing.T) {
 	// A county list without a statewide entry cannot place an unknown county code: a configuration problem a later
 	// county list can fix, so the result is retried.
 	list := f.counties.list
-	var noStatewide []commcare.County
+	var noStatewide []countylist.County
 	for _, c := range list.All() {
 		if !c.Statewide {
 			noStatewide = append(noStatewide, c)
@@ -506,7 +506,7 @@ func TestRetrySucceedsOnceTheCauseIsFixed(t *testing.T) {
 	// County 4242 is in the list but has no counties row: the index case insert fails its foreign key, which fails
 	// the whole batch; the results are then tried one by one and only that one is held back.
 	full := f.counties.list.All()
-	f.counties.list = mustCountyList(t, append(full, commcare.County{FIPS: "4242", Name: "newshire", Display: "Newshire",
+	f.counties.list = mustCountyList(t, append(full, countylist.County{FIPS: "4242", Name: "newshire", Display: "Newshire",
 		Domain: "uk-newshire-cdcms", LocationID: "n4n4", Participating: true}))
 	bad := newTestResult()
 	bad.CountyID = 4242

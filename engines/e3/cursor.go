@@ -8,20 +8,20 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
 // changedCondition is the reference's selection rule (§4.1), by event id and never by time: among a case's change
-// and hand-off events (commcare.ChangeEventTypes, commcare.HandOffEventTypes), the newest change is newer than the
+// and hand-off events (casedb.ChangeEventTypes, casedb.HandOffEventTypes), the newest change is newer than the
 // newest hand-off, or there is no hand-off. Other event types do not count. It reads the events of case ic only;
 // which cases it is evaluated on is the horizon's business (candidatesSince). The type lists are written into the
 // text once, so no query has to pass them.
 var changedCondition = `EXISTS (
 	SELECT 1
-	  FROM (SELECT max(x.event_id) FILTER (WHERE x.type = ANY(` + textArray(commcare.ChangeEventTypes) + `)) AS found,
-	               max(x.event_id) FILTER (WHERE x.type = ANY(` + textArray(commcare.HandOffEventTypes) + `)) AS handed
-	          FROM ` + commcare.CaseEventsSQL("ic.id") + ` x) m
+	  FROM (SELECT max(x.event_id) FILTER (WHERE x.type = ANY(` + textArray(casedb.ChangeEventTypes) + `)) AS found,
+	               max(x.event_id) FILTER (WHERE x.type = ANY(` + textArray(casedb.HandOffEventTypes) + `)) AS handed
+	          FROM ` + casedb.CaseEventsSQL("ic.id") + ` x) m
 	 WHERE m.found IS NOT NULL AND (m.handed IS NULL OR m.handed < m.found))`
 
 // textArray spells event type names, which are identifiers of our own, as a SQL text array literal.

@@ -18,7 +18,7 @@
 //     deferred cases; the rule, evaluated on those alone, picks the waiting ones.
 //  3. A batch at a time, in one transaction each: lock the waiting cases (skipping those another transaction holds),
 //     evaluate the rule again on a fresh statement (another daemon, or Engine 4, may just have handed one off),
-//     insert one Engine 4 job per changed case (commcare.CaseLoaderArgs) and record its send_to_commcare_enqueued
+//     insert one Engine 4 job per changed case (casedb.CaseLoaderArgs) and record its send_to_commcare_enqueued
 //     event. A case whose job is already waiting gets the event too: that job sends the newest data. A case whose
 //     job is running, or that was locked, is deferred: kept in e3_deferred until a pass hands it off or finds it
 //     unchanged.
@@ -39,6 +39,6 @@
 //
 // # Writes
 //
-// River jobs (queue commcare.CaseLoaderQueue), send_to_commcare_enqueued events on the index cases, the horizon and
+// River jobs (queue casedb.CaseLoaderQueue), send_to_commcare_enqueued events on the index cases, the horizon and
 // the deferred cases.
 package e3

@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
@@ -79,7 +79,7 @@ func (f *fixture) addEvents(t *testing.T, caseID int64, events ...string) {
 func (f *fixture) jobs(t *testing.T) []string {
 	t.Helper()
 	rows, err := f.db.Pool.Query(context.Background(),
-		`SELECT args->>'case_id' FROM river_job WHERE kind = $1 ORDER BY id`, commcare.CaseLoaderArgs{}.Kind())
+		`SELECT args->>'case_id' FROM river_job WHERE kind = $1 ORDER BY id`, casedb.CaseLoaderArgs{}.Kind())
 	require.NoError(t, err)
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
@@ -98,7 +98,7 @@ func (f *fixture) enqueuedEvents(t *testing.T, id int64) int {
 	var n int
 	require.NoError(t, f.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM index_case_events j
 		JOIN events e ON e.id = j.event_id WHERE j.index_case_id = $1 AND e.type = $2`,
-		id, commcare.EventSendToCommCareEnqueued).Scan(&n))
+		id, casedb.EventSendToCommCareEnqueued).Scan(&n))
 	return n
 }
 
@@ -149,29 +149,29 @@ func TestSelectionTruthTable(t *testing.T) {
 func TestJobCarriesCaseAndCounty(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.addCase(t, commcare.EventIndexCaseCreated)
+	id := f.addCase(t, casedb.EventIndexCaseCreated)
 	f.drain(t)
-	var args commcare.CaseLoaderArgs
+	var args casedb.CaseLoaderArgs
 	var queue string
 	var maxAttempts int
 	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
 		`SELECT args, queue, max_attempts FROM river_job`).Scan(&args, &queue, &maxAttempts))
-	require.Equal(t, commcare.CaseLoaderArgs{CaseID: f.caseID(t, id), CountyID: 1111}, args)
-	require.Equal(t, commcare.CaseLoaderQueue, queue)
-	require.Equal(t, commcare.CaseLoaderMaxAttempts, maxAttempts)
+	require.Equal(t, casedb.CaseLoaderArgs{CaseID: f.caseID(t, id), CountyID: 1111}, args)
+	require.Equal(t, casedb.CaseLoaderQueue, queue)
+	require.Equal(t, casedb.CaseLoaderMaxAttempts, maxAttempts)
 }
 
 func TestChangeWhileJobWaitsOrRuns(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	id := f.addCase(t, commcare.EventIndexCaseCreated)
+	id := f.addCase(t, casedb.EventIndexCaseCreated)
 	f.drain(t)
 	require.Len(t, f.jobs(t), 1)
 
 	// Changed while its job still waits: that job will send the newest data, so there is no second job, but the
 	// hand-off is recorded and the case is not selected again.
-	f.addEvents(t, id, commcare.EventLabResultCreated)
+	f.addEvents(t, id, casedb.EventLabResultCreated)
 	f.drain(t)
 	require.Len(t, f.jobs(t), 1, "never queued twice at once")
 	require.Equal(t, 2, f.enqueuedEvents(t, id))
@@ -179,7 +179,7 @@ func TestChangeWhileJobWaitsOrRuns(t *testing.T) {
 	// Changed while its job runs: the running job may have read the data already, so the case stays changed ...
 	_, err := f.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now()`)
 	require.NoError(t, err)
-	f.addEvents(t, id, commcare.EventLabResultUpdated)
+	f.addEvents(t, id, casedb.EventLabResultUpdated)
 	res, err := f.engine(t, nil).pass(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, res.deferred)
@@ -206,7 +206,7 @@ func TestTwoEnginesEnqueueEachCaseOnce(t *testing.T) {
 	f := newFixture(t)
 	var ids []int64
 	for range 300 {
-		ids = append(ids, f.addCase(t, commcare.EventIndexCaseCreated, commcare.EventLabResultCreated))
+		ids = append(ids, f.addCase(t, casedb.EventIndexCaseCreated, casedb.EventLabResultCreated))
 	}
 	var g errgroup.Group
 	for range 2 {
@@ -243,9 +243,9 @@ func TestChangeCommittedOutOfIDOrder(t *testing.T) {
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck
 	_, err = tx.Exec(ctx, `WITH ev AS (INSERT INTO events (type) VALUES ($1) RETURNING id)
-		INSERT INTO index_case_events (index_case_id, event_id) SELECT $2, id FROM ev`, commcare.EventIndexCaseCreated, late)
+		INSERT INTO index_case_events (index_case_id, event_id) SELECT $2, id FROM ev`, casedb.EventIndexCaseCreated, late)
 	require.NoError(t, err)
-	f.addEvents(t, early, commcare.EventIndexCaseCreated)
+	f.addEvents(t, early, casedb.EventIndexCaseCreated)
 
 	res, err := f.engine(t, nil).pass(ctx)
 	require.NoError(t, err)
@@ -264,9 +264,9 @@ func TestNoJobsLeftAfterTheRecheck(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	ids := []int64{f.addCase(t, commcare.EventIndexCaseCreated), f.addCase(t, commcare.EventIndexCaseCreated)}
+	ids := []int64{f.addCase(t, casedb.EventIndexCaseCreated), f.addCase(t, casedb.EventIndexCaseCreated)}
 	for _, id := range ids {
-		f.addEvents(t, id, commcare.EventSendToCommCareEnqueued) // the other daemon's hand-off
+		f.addEvents(t, id, casedb.EventSendToCommCareEnqueued) // the other daemon's hand-off
 	}
 	res, err := f.engine(t, nil).enqueueBatch(ctx, ids)
 	require.NoError(t, err)
@@ -293,19 +293,19 @@ func TestWaitingEqualsRecount(t *testing.T) {
 		require.Equal(t, int64(len(recount)), s.Waiting, step)
 		var enqueued int64
 		require.NoError(t, f.db.Pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE type = $1`,
-			commcare.EventSendToCommCareEnqueued).Scan(&enqueued))
+			casedb.EventSendToCommCareEnqueued).Scan(&enqueued))
 		require.Equal(t, enqueued, s.Enqueued, step)
 	}
 	var ids []int64
 	for range 20 {
-		ids = append(ids, f.addCase(t, commcare.EventIndexCaseCreated))
+		ids = append(ids, f.addCase(t, casedb.EventIndexCaseCreated))
 	}
 	requireEqual("before any pass")
 	f.drain(t)
 	requireEqual("all handed off")
 
 	for _, id := range ids[:5] {
-		f.addEvents(t, id, commcare.EventLabResultCreated)
+		f.addEvents(t, id, casedb.EventLabResultCreated)
 	}
 	requireEqual("five changed")
 
@@ -343,11 +343,11 @@ func TestUntilIdleLeavesAStuckJob(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	id := f.addCase(t, commcare.EventIndexCaseCreated)
+	id := f.addCase(t, casedb.EventIndexCaseCreated)
 	f.drain(t)
 	_, err := f.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now()`)
 	require.NoError(t, err)
-	f.addEvents(t, id, commcare.EventIndexCaseUpdated)
+	f.addEvents(t, id, casedb.EventIndexCaseUpdated)
 
 	core, logs := observer.New(zap.WarnLevel)
 	e, err := New(Config{UntilIdle: true, IdlePollInterval: 10 * time.Millisecond},

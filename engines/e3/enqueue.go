@@ -9,7 +9,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
@@ -98,7 +98,7 @@ func changedAmong(ctx context.Context, db eclrs.DBTX, ids []int64) ([]int64, []r
 	var params []river.InsertManyParams
 	for rows.Next() {
 		var id int64
-		var args commcare.CaseLoaderArgs
+		var args casedb.CaseLoaderArgs
 		if err := rows.Scan(&id, &args.CaseID, &args.CountyID); err != nil {
 			return nil, nil, fmt.Errorf("reading an index case: %w", err)
 		}
@@ -119,7 +119,7 @@ func recordEnqueued(ctx context.Context, db eclrs.DBTX, caseIDs []int64) error {
 	_, err := db.Exec(ctx, `WITH ids AS (SELECT c, nextval('events_id_seq') AS e FROM unnest($2::bigint[]) AS c),
 		     ev AS (INSERT INTO events (id, type) SELECT e, $1 FROM ids)
 		INSERT INTO index_case_events (index_case_id, event_id) SELECT c, e FROM ids`,
-		commcare.EventSendToCommCareEnqueued, caseIDs)
+		casedb.EventSendToCommCareEnqueued, caseIDs)
 	if err != nil {
 		return fmt.Errorf("recording the hand-off of %d index cases: %w", len(caseIDs), err)
 	}

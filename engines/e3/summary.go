@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
@@ -28,7 +28,7 @@ type Summary struct {
 // Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up. counts are the
 // tallies read in the same transaction. It costs what changed since the last pass, like a pass.
 func Summarize(ctx context.Context, db eclrs.DBTX, counts tally.Counts) (*Summary, error) {
-	s := &Summary{Enqueued: counts[tally.EventName(commcare.EventSendToCommCareEnqueued)]}
+	s := &Summary{Enqueued: counts[tally.EventName(casedb.EventSendToCommCareEnqueued)]}
 	var h pgtype.Text
 	if err := db.QueryRow(ctx, `SELECT horizon::text FROM e3_cursor`).Scan(&h); err != nil {
 		return nil, fmt.Errorf("reading Engine 3's horizon: %w", err)
@@ -37,15 +37,15 @@ func Summarize(ctx context.Context, db eclrs.DBTX, counts tally.Counts) (*Summar
 	err := db.QueryRow(ctx, `WITH w AS (`+waitingCases+`),
 		  waiting AS (
 		  SELECT (SELECT min((SELECT e.inserted_at FROM events e WHERE e.id = x.event_id))
-		            FROM `+commcare.CaseEventsSQL("w.id")+` x
+		            FROM `+casedb.CaseEventsSQL("w.id")+` x
 		           WHERE x.type = ANY($2)
-		             AND x.event_id > coalesce((SELECT max(y.event_id) FROM `+commcare.CaseEventsSQL("w.id")+` y
+		             AND x.event_id > coalesce((SELECT max(y.event_id) FROM `+casedb.CaseEventsSQL("w.id")+` y
 		                                         WHERE y.type = ANY($3)), 0)) AS since
 		    FROM w)
 		SELECT (SELECT count(*) FROM waiting), (SELECT min(since) FROM waiting),
 		       coalesce((SELECT extract(epoch FROM now() - min(since)) FROM waiting), 0)::float8,
 		       (SELECT count(*) FROM events WHERE type = $4 AND inserted_at > now() - interval '1 hour')`,
-		h, commcare.ChangeEventTypes, commcare.HandOffEventTypes, commcare.EventSendToCommCareEnqueued).
+		h, casedb.ChangeEventTypes, casedb.HandOffEventTypes, casedb.EventSendToCommCareEnqueued).
 		Scan(&s.Waiting, &s.OldestWaiting, &s.OldestWaitingAge, &s.EnqueuedLastHour)
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 3's work: %w", err)

@@ -14,8 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
@@ -31,9 +33,9 @@ func TestBenchE4(t *testing.T) {
 
 	db := pgtest.New(t)
 	fake := commcaretest.StartTest(t, commcaretest.Options{Latency: latency})
-	counties, err := commcare.NewCountyList(commcaretest.NewYorkCounties())
+	counties, err := countylist.NewList(commcaretest.NewYorkCounties())
 	require.NoError(t, err)
-	_, err = commcare.SeedCounties(ctx, db.Pool, counties)
+	_, err = countylist.Seed(ctx, db.Pool, counties)
 	require.NoError(t, err)
 	var fips []int64
 	for _, c := range counties.Participating() {
@@ -76,7 +78,7 @@ func TestBenchE4(t *testing.T) {
 	require.NoError(t, err)
 	var params []river.InsertManyParams
 	for rows.Next() {
-		var args commcare.CaseLoaderArgs
+		var args casedb.CaseLoaderArgs
 		require.NoError(t, rows.Scan(&args.CaseID, &args.CountyID))
 		params = append(params, river.InsertManyParams{Args: args})
 	}
@@ -117,9 +119,9 @@ func TestBenchE4(t *testing.T) {
 }
 
 // staticCounties is a county list that never changes.
-type staticCounties struct{ list *commcare.CountyList }
+type staticCounties struct{ list *countylist.List }
 
-func (s staticCounties) Current() *commcare.CountyList { return s.list }
+func (s staticCounties) Current() *countylist.List { return s.list }
 
 func envInt(t *testing.T, name string, def int) int {
 	v := os.Getenv(name)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 // errNoCaseMatches and errMoreThanOne end a transfer chain whose destination case cannot be told (§5.5). They are
@@ -91,7 +92,7 @@ func (ch chain) String() string {
 // domain, the case it was transferred to (§5.4). A transfer to a non-participating county leads to the statewide
 // domain. A chain that comes back to a domain it visited ends in a cycle, so a chain is never longer than the
 // number of domains.
-func (w *worker) followTransfers(ctx context.Context, counties *commcare.CountyList, start identifier) chain {
+func (w *worker) followTransfers(ctx context.Context, counties *countylist.List, start identifier) chain {
 	var ch chain
 	id := start
 	for {
@@ -128,18 +129,18 @@ func (w *worker) followTransfers(ctx context.Context, counties *commcare.CountyL
 
 // destination is the county a case was transferred to: the county with that FIPS code, or the statewide county
 // when it does not participate.
-func destination(counties *commcare.CountyList, fips string) (commcare.County, error) {
+func destination(counties *countylist.List, fips string) (countylist.County, error) {
 	c, ok := counties.ByFIPS(fips)
 	if !ok {
-		return commcare.County{}, fmt.Errorf("no county found with FIPS code %q", fips)
+		return countylist.County{}, fmt.Errorf("no county found with FIPS code %q", fips)
 	}
 	if c.Participating {
 		return c, nil
 	}
 	statewide, ok := counties.Statewide()
 	if !ok {
-		return commcare.County{}, fmt.Errorf("the case was transferred to non-participating county %s and %w",
-			fips, commcare.ErrNoStatewideCounty)
+		return countylist.County{}, fmt.Errorf("the case was transferred to non-participating county %s and %w",
+			fips, countylist.ErrNoStatewide)
 	}
 	return statewide, nil
 }

@@ -3,7 +3,7 @@
 //
 // # Reads
 //
-// River jobs of kind commcare_case_loader (commcare.CaseLoaderArgs) from the commcare queue; the index case they
+// River jobs of kind commcare_case_loader (casedb.CaseLoaderArgs) from the commcare queue; the index case they
 // name, its lab results and change events; commcare_posts, for what was last posted; the county list; and, from
 // CommCare, the case as it stands there and any cases it was transferred to.
 //
@@ -21,7 +21,7 @@
 // attempt; cancelled when CommCare's answer can never change (a 4xx other than 401, 403, 408, 409, 425 and 429 —
 // and 404 on a lookup, which means the case is to be created —, a form CommCare rejects, a transfer cycle) with the
 // reason recorded; or failed and retried by RetryPolicy, up to
-// commcare.CaseLoaderMaxAttempts attempts over about a week. A case that changes while it is being posted is
+// casedb.CaseLoaderMaxAttempts attempts over about a week. A case that changes while it is being posted is
 // posted again at once, since Engine 3 would take the post for the hand-off of that change; for a transferred case
 // that holds for both the source and the destination.
 //

@@ -15,7 +15,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 // Config is Engine 4's configuration.
@@ -113,7 +115,7 @@ type Deps struct {
 	// CommCare is where cases are looked up and posted.
 	CommCare CommCare
 	// Counties routes a case to its county's domain.
-	Counties commcare.Counties
+	Counties countylist.Provider
 	// Logger is Engine 4's named logger; River logs under its "river" child.
 	Logger *zap.Logger
 	// Metrics records what Engine 4 does; nil records nothing.
@@ -163,8 +165,8 @@ func New(config Config, deps Deps) (*Engine, error) {
 		// A job left running by a dead daemon is worked again after this (see Config.RescueAfter).
 		RescueStuckJobsAfter: config.RescueAfter,
 		Logger:               slog.New(zapslog.NewHandler(deps.Logger.Core(), zapslog.WithName(deps.Logger.Named("river").Name()))),
-		MaxAttempts:          commcare.CaseLoaderMaxAttempts,
-		Queues:               map[string]river.QueueConfig{commcare.CaseLoaderQueue: {MaxWorkers: config.Concurrency}},
+		MaxAttempts:          casedb.CaseLoaderMaxAttempts,
+		Queues:               map[string]river.QueueConfig{casedb.CaseLoaderQueue: {MaxWorkers: config.Concurrency}},
 		RetryPolicy:          config.Retry,
 		Workers:              workers,
 	})
@@ -254,7 +256,7 @@ func (e *Engine) waitIdle(ctx context.Context) error {
 		var pending int
 		err := e.deps.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1 AND (state IN
 			('available', 'pending', 'running') OR (state IN ('scheduled', 'retryable') AND scheduled_at < now() + $2 * interval '1 second'))`,
-			commcare.CaseLoaderArgs{}.Kind(), IdleHorizon.Seconds()).Scan(&pending)
+			casedb.CaseLoaderArgs{}.Kind(), IdleHorizon.Seconds()).Scan(&pending)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 )
@@ -21,7 +22,7 @@ func (f *fixture) enqueue(t *testing.T, client *river.Client[pgx.Tx], county int
 	t.Helper()
 	params := make([]river.InsertManyParams, len(caseIDs))
 	for i, id := range caseIDs {
-		params[i] = river.InsertManyParams{Args: commcare.CaseLoaderArgs{CaseID: id, CountyID: county}}
+		params[i] = river.InsertManyParams{Args: casedb.CaseLoaderArgs{CaseID: id, CountyID: county}}
 	}
 	_, err := client.InsertMany(context.Background(), params)
 	require.NoError(t, err)
@@ -51,7 +52,7 @@ func (f *fixture) runUntilPosting(t *testing.T, e *Engine, caseID string) (conte
 func (f *fixture) jobStates(t *testing.T) map[rivertype.JobState]int {
 	t.Helper()
 	rows, err := f.db.Pool.Query(context.Background(), `SELECT state, count(*) FROM river_job WHERE kind = $1 GROUP BY state`,
-		commcare.CaseLoaderArgs{}.Kind())
+		casedb.CaseLoaderArgs{}.Kind())
 	require.NoError(t, err)
 	states := map[rivertype.JobState]int{}
 	for rows.Next() {
@@ -151,7 +152,7 @@ func TestEngineDeliversEveryCaseExactlyOnceDespiteFaults(t *testing.T) {
 	var succeeded int
 	require.NoError(t, f.db.Pool.QueryRow(context.Background(), `SELECT count(DISTINCT j.index_case_id)
 		  FROM index_case_events j JOIN events e ON e.id = j.event_id WHERE e.type = $1`,
-		commcare.EventSendToCommCareSucceeded).Scan(&succeeded))
+		casedb.EventSendToCommCareSucceeded).Scan(&succeeded))
 	require.Equal(t, cases, succeeded)
 }
 
@@ -168,7 +169,7 @@ func TestEngineStopLetsPostsInFlightFinish(t *testing.T) {
 	cancel, done := f.runUntilPosting(t, e, "case-1")
 	cancel()
 	require.NoError(t, <-done)
-	require.Len(t, f.events(t, id, commcare.EventSendToCommCareSucceeded), 1)
+	require.Len(t, f.events(t, id, casedb.EventSendToCommCareSucceeded), 1)
 	require.Equal(t, map[rivertype.JobState]int{rivertype.JobStateCompleted: 1}, f.jobStates(t))
 }
 
@@ -191,6 +192,6 @@ func TestEngineStopCancelsPostsThatOutlastTheStopTimeout(t *testing.T) {
 	require.NoError(t, <-done)
 	require.Less(t, time.Since(stopped), 10*time.Second, "Run returned soon after the stop timeout")
 	require.Equal(t, map[rivertype.JobState]int{rivertype.JobStateAvailable: 1}, f.jobStates(t))
-	require.Len(t, f.events(t, id, commcare.EventSendToCommCareFailed), 1, "the cut-off post is recorded")
+	require.Len(t, f.events(t, id, casedb.EventSendToCommCareFailed), 1, "the cut-off post is recorded")
 	require.Zero(t, f.cc.Submissions(midsomer))
 }

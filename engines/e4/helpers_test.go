@@ -12,8 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
@@ -32,7 +34,7 @@ type fixture struct {
 	db       *pgtest.DB
 	cc       *commcaretest.Server
 	client   *commcare.Client
-	counties *commcare.CountyList
+	counties *countylist.List
 	person   int64
 }
 
@@ -47,9 +49,9 @@ func newFixture(t *testing.T, opts commcaretest.Options) *fixture {
 	var err error
 	f.client, err = commcare.NewClient(cfg)
 	require.NoError(t, err)
-	f.counties, err = commcare.NewCountyList(commcaretest.TestCounties())
+	f.counties, err = countylist.NewList(commcaretest.TestCounties())
 	require.NoError(t, err)
-	_, err = commcare.SeedCounties(ctx, f.db.Pool, f.counties)
+	_, err = countylist.Seed(ctx, f.db.Pool, f.counties)
 	require.NoError(t, err)
 	require.NoError(t, f.db.Pool.QueryRow(ctx,
 		`INSERT INTO people (patient_keys, data) VALUES ('{k1}', '{}') RETURNING id`).Scan(&f.person))
@@ -57,7 +59,7 @@ func newFixture(t *testing.T, opts commcaretest.Options) *fixture {
 }
 
 // Current makes the fixture the engine's county source.
-func (f *fixture) Current() *commcare.CountyList { return f.counties }
+func (f *fixture) Current() *countylist.List { return f.counties }
 
 // lab is a lab result to store with a case.
 type lab struct {
@@ -73,7 +75,7 @@ func (f *fixture) addCase(t *testing.T, caseID string, county int64, data map[st
 	var id int64
 	require.NoError(t, f.db.Pool.QueryRow(ctx, `INSERT INTO index_cases (person_id, county_id, case_id, data)
 		VALUES ($1, $2, $3, $4) RETURNING id`, f.person, county, caseID, data).Scan(&id))
-	_, err := commcare.RecordEvent(ctx, f.db.Pool, id, commcare.EventIndexCaseCreated, nil, "")
+	_, err := casedb.RecordEvent(ctx, f.db.Pool, id, casedb.EventIndexCaseCreated, nil, "")
 	require.NoError(t, err)
 	for _, l := range labs {
 		f.addLab(t, id, l)
@@ -87,7 +89,7 @@ func (f *fixture) addLab(t *testing.T, indexCaseID int64, l lab) {
 	_, err := f.db.Pool.Exec(ctx, `INSERT INTO lab_results (index_case_id, accession_number, data) VALUES ($1, $2, $3)`,
 		indexCaseID, l.accession, l.data)
 	require.NoError(t, err)
-	_, err = commcare.RecordEvent(ctx, f.db.Pool, indexCaseID, commcare.EventLabResultCreated, nil, "")
+	_, err = casedb.RecordEvent(ctx, f.db.Pool, indexCaseID, casedb.EventLabResultCreated, nil, "")
 	require.NoError(t, err)
 }
 
@@ -116,7 +118,7 @@ func (f *fixture) work(t *testing.T, caseID string, county int64, cfg Config, co
 	w, err := newWorker(cfg, f.deps(t, commCare), tx)
 	require.NoError(t, err)
 	tw := rivertest.NewWorker(t, riverpgxv5.New(f.db.Pool), &river.Config{RetryPolicy: cfg.Retry}, w)
-	res, err := tw.Work(ctx, t, tx, commcare.CaseLoaderArgs{CaseID: caseID, CountyID: county}, nil)
+	res, err := tw.Work(ctx, t, tx, casedb.CaseLoaderArgs{CaseID: caseID, CountyID: county}, nil)
 	if res == nil || res.EventKind != river.EventKindJobFailed {
 		require.NoError(t, err)
 	}
@@ -154,7 +156,7 @@ func (f *fixture) eventTypes(t *testing.T, indexCaseID int64) []string {
 	var types []string
 	for _, e := range f.events(t, indexCaseID) {
 		switch e.typ {
-		case commcare.EventIndexCaseCreated, commcare.EventLabResultCreated:
+		case casedb.EventIndexCaseCreated, casedb.EventLabResultCreated:
 		default:
 			types = append(types, e.typ)
 		}

@@ -6,8 +6,7 @@ import (
 
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
-
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 )
 
 func TestRetryPolicySpansAboutAWeek(t *testing.T) {
@@ -19,7 +18,7 @@ func TestRetryPolicySpansAboutAWeek(t *testing.T) {
 		512 * time.Minute, 1024 * time.Minute, 24 * time.Hour, 24 * time.Hour, 24 * time.Hour, 24 * time.Hour,
 		24 * time.Hour, 24 * time.Hour}
 	var total time.Duration
-	for attempt := 1; attempt < commcare.CaseLoaderMaxAttempts; attempt++ {
+	for attempt := 1; attempt < casedb.CaseLoaderMaxAttempts; attempt++ {
 		require.Equal(t, want[attempt-1], p.Delay(attempt), "after attempt %d", attempt)
 		total += p.Delay(attempt)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/status"
 )
 
@@ -44,9 +44,9 @@ func (s *Summary) Queued() int64 {
 }
 
 // Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up.
-func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
+func Summarize(ctx context.Context, db casedb.DBTX) (*Summary, error) {
 	s := &Summary{Jobs: map[string]int64{}}
-	kind := commcare.CaseLoaderArgs{}.Kind()
+	kind := casedb.CaseLoaderArgs{}.Kind()
 	rows, err := db.Query(ctx, `SELECT state::text, count(*) FROM river_job WHERE kind = $1 GROUP BY state`, kind)
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 4's jobs: %w", err)
@@ -71,7 +71,7 @@ func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
 		    count(*) FILTER (WHERE type = $3),
 		    count(*) FILTER (WHERE type = $2 AND data->>'response' = $5)
 		  FROM events WHERE type IN ($1, $2, $3) AND inserted_at > now() - interval '1 hour'`,
-		commcare.EventSendToCommCareSucceeded, commcare.EventSendToCommCareFailed, commcare.EventSendToCommCareDiscarded,
+		casedb.EventSendToCommCareSucceeded, casedb.EventSendToCommCareFailed, casedb.EventSendToCommCareDiscarded,
 		dryRunResponse, rateLimitedResponse).Scan(&s.Posted, &s.Unchanged, &s.DryRun, &s.Failed, &s.Discarded, &s.RateLimited)
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 4's posts: %w", err)
@@ -94,7 +94,7 @@ func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
 		      '\?[^\s":]*', '', 'g'), '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '…', 'gi'),
 		    count(*), max(inserted_at)
 		  FROM events WHERE type IN ($1, $2) AND inserted_at > now() - interval '`+status.FailureWindow+`' GROUP BY 1`,
-		commcare.EventSendToCommCareDiscarded, commcare.EventSendToCommCareFailed)
+		casedb.EventSendToCommCareDiscarded, casedb.EventSendToCommCareFailed)
 	if err != nil {
 		return nil, fmt.Errorf("reading Engine 4's failures: %w", err)
 	}

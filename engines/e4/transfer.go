@@ -9,15 +9,17 @@ import (
 	"github.com/riverqueue/river"
 	"go.uber.org/zap"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 // transfer handles a case CommCare transferred to another county (§5.9): the update goes to the case at the end of
 // the chain, in its domain. That case is found or created locally, for the same person, with the source's lab
 // results it lacks; the source records that its update was rerouted; then the destination is posted like any
 // update.
-func (w *worker) transfer(ctx context.Context, job *river.Job[commcare.CaseLoaderArgs], log *zap.Logger,
-	counties *commcare.CountyList, source *indexCase, ch chain) (outcome, error) {
+func (w *worker) transfer(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs], log *zap.Logger,
+	counties *countylist.List, source *indexCase, ch chain) (outcome, error) {
 	final := ch.end()
 	county, ok := counties.ByDomain(final.domain)
 	if !ok {
@@ -42,7 +44,7 @@ func (w *worker) transfer(ctx context.Context, job *river.Job[commcare.CaseLoade
 	if err != nil {
 		return outcomeFailed, err
 	}
-	if _, err := commcare.RecordEvent(ctx, tx, source.id, commcare.EventSendToCommCareRerouted, map[string]any{
+	if _, err := casedb.RecordEvent(ctx, tx, source.id, casedb.EventSendToCommCareRerouted, map[string]any{
 		"reason":                    "Update for this case sent to another case due to county transfer",
 		"destination_index_case_id": dest.id,
 		"destination_case_id":       dest.caseID,
@@ -77,7 +79,7 @@ func findOrCreateDestination(ctx context.Context, tx pgx.Tx, source *indexCase, 
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, fmt.Errorf("reading the destination case %s: %w", c.CaseID, err)
 	}
-	if err := commcare.LockPeople(ctx, tx, []int64{source.personID}); err != nil {
+	if err := casedb.LockPeople(ctx, tx, []int64{source.personID}); err != nil {
 		return nil, false, err
 	}
 	err = tx.QueryRow(ctx, `INSERT INTO index_cases (person_id, county_id, case_id, data) VALUES ($1, $2, $3, $4)
@@ -85,7 +87,7 @@ func findOrCreateDestination(ctx context.Context, tx pgx.Tx, source *indexCase, 
 	if err != nil {
 		return nil, false, fmt.Errorf("creating the destination case %s: %w", c.CaseID, err)
 	}
-	if _, err := commcare.RecordEvent(ctx, tx, id, commcare.EventIndexCaseCreated,
+	if _, err := casedb.RecordEvent(ctx, tx, id, casedb.EventIndexCaseCreated,
 		map[string]any{"transferred_from_case_id": source.caseID}, ""); err != nil {
 		return nil, false, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 )
@@ -46,7 +47,7 @@ func TestTransferChains(t *testing.T) {
 				f.cc.PutCase(midsomer, patient("source-1", map[string]any{"transfer_destination_county_id": "1111"}))
 			},
 			want: river.EventKindJobCompleted, postedDomain: midsomer, postedCase: "source-1", owner: midsomerLocation,
-			sourceEvents: []string{commcare.EventUpdatedFromCommCare, commcare.EventSendToCommCareSucceeded},
+			sourceEvents: []string{casedb.EventUpdatedFromCommCare, casedb.EventSendToCommCareSucceeded},
 		},
 		{
 			name: "ToParticipatingCounty",
@@ -55,7 +56,7 @@ func TestTransferChains(t *testing.T) {
 				f.cc.PutCase(yggdrasil, arrived("dest-1", nil))
 			},
 			want: river.EventKindJobCompleted, postedDomain: yggdrasil, postedCase: "dest-1", owner: yggdrasilLocation,
-			sourceEvents: []string{commcare.EventSendToCommCareRerouted},
+			sourceEvents: []string{casedb.EventSendToCommCareRerouted},
 		},
 		{
 			name: "ToNonParticipatingCountyGoesStatewide",
@@ -64,7 +65,7 @@ func TestTransferChains(t *testing.T) {
 				f.cc.PutCase(statewide, arrived("dest-sw", nil))
 			},
 			want: river.EventKindJobCompleted, postedDomain: statewide, postedCase: "dest-sw", owner: statewideLocation,
-			sourceEvents: []string{commcare.EventSendToCommCareRerouted},
+			sourceEvents: []string{casedb.EventSendToCommCareRerouted},
 		},
 		{
 			name: "TwoHops",
@@ -75,7 +76,7 @@ func TestTransferChains(t *testing.T) {
 					"transfer_source_case_id": "dest-1"}))
 			},
 			want: river.EventKindJobCompleted, postedDomain: statewide, postedCase: "dest-2", owner: statewideLocation,
-			sourceEvents: []string{commcare.EventSendToCommCareRerouted},
+			sourceEvents: []string{casedb.EventSendToCommCareRerouted},
 		},
 		{
 			name: "SeveralFoundOneFromTheSource",
@@ -86,7 +87,7 @@ func TestTransferChains(t *testing.T) {
 				f.cc.PutCase(yggdrasil, arrived("dest-1", nil))
 			},
 			want: river.EventKindJobCompleted, postedDomain: yggdrasil, postedCase: "dest-1", owner: yggdrasilLocation,
-			sourceEvents: []string{commcare.EventSendToCommCareRerouted},
+			sourceEvents: []string{casedb.EventSendToCommCareRerouted},
 		},
 		{
 			name: "SeveralFromTheSource",
@@ -121,7 +122,7 @@ func TestTransferChains(t *testing.T) {
 				f.addCase(t, "dest-local", 9999, map[string]any{"transfer_source_case_id": "source-1", "full_name": "Ada"})
 			},
 			want: river.EventKindJobCompleted, postedDomain: yggdrasil, postedCase: "dest-local", owner: yggdrasilLocation,
-			sourceEvents: []string{commcare.EventSendToCommCareRerouted},
+			sourceEvents: []string{casedb.EventSendToCommCareRerouted},
 		},
 		{
 			name: "DuplicateChainToItsEnd",
@@ -133,7 +134,7 @@ func TestTransferChains(t *testing.T) {
 				f.addCase(t, "duplicate-1", 9999, map[string]any{"transfer_source_case_id": "source-1"})
 			},
 			want: river.EventKindJobCompleted, postedDomain: yggdrasil, postedCase: "terminal", owner: yggdrasilLocation,
-			sourceEvents: []string{commcare.EventSendToCommCareRerouted},
+			sourceEvents: []string{casedb.EventSendToCommCareRerouted},
 		},
 		{
 			name: "DuplicateCycle",
@@ -144,7 +145,7 @@ func TestTransferChains(t *testing.T) {
 				f.addCase(t, "duplicate-cycle-1", 9999, map[string]any{"transfer_source_case_id": "source-1"})
 			},
 			want: river.EventKindJobCompleted, postedDomain: yggdrasil, postedCase: "duplicate-cycle-2", owner: yggdrasilLocation,
-			sourceEvents: []string{commcare.EventSendToCommCareRerouted},
+			sourceEvents: []string{casedb.EventSendToCommCareRerouted},
 		},
 		{
 			name: "DuplicateDeadEnd",
@@ -156,7 +157,7 @@ func TestTransferChains(t *testing.T) {
 					"full_name": "Ada"})
 			},
 			want: river.EventKindJobCompleted, postedDomain: yggdrasil, postedCase: "dead-end-duplicate",
-			owner: yggdrasilLocation, sourceEvents: []string{commcare.EventSendToCommCareRerouted},
+			owner: yggdrasilLocation, sourceEvents: []string{casedb.EventSendToCommCareRerouted},
 		},
 		{
 			name: "CycleBackToTheSource",
@@ -166,7 +167,7 @@ func TestTransferChains(t *testing.T) {
 			},
 			want: river.EventKindJobCancelled, error: "case transfer cycle detected: source-1@" + midsomer +
 				" -> dest-1@" + yggdrasil + " -> " + midsomer,
-			sourceEvents: []string{commcare.EventSendToCommCareDiscarded},
+			sourceEvents: []string{casedb.EventSendToCommCareDiscarded},
 		},
 		{
 			name: "UnknownDestinationCounty",
@@ -183,7 +184,7 @@ func TestTransferChains(t *testing.T) {
 					Body: "Error!"})
 			},
 			want: river.EventKindJobCancelled, error: "400 Bad Request",
-			sourceEvents: []string{commcare.EventSendToCommCareDiscarded},
+			sourceEvents: []string{casedb.EventSendToCommCareDiscarded},
 		},
 	}
 	for _, tt := range tests {
@@ -222,10 +223,10 @@ func TestTransferChains(t *testing.T) {
 				dest := f.indexCase(t, tt.postedCase)
 				require.Equal(t, f.person, dest.personID, "the destination case belongs to the same person")
 				require.ElementsMatch(t, []string{"acc-1", "acc-2"}, f.labAccessions(t, dest.id))
-				evs := f.events(t, dest.id, commcare.EventSendToCommCareSucceeded)
+				evs := f.events(t, dest.id, casedb.EventSendToCommCareSucceeded)
 				require.Len(t, evs, 1)
 				require.Equal(t, "update", evs[0].data["action"])
-				rerouted := f.events(t, source, commcare.EventSendToCommCareRerouted)[0]
+				rerouted := f.events(t, source, casedb.EventSendToCommCareRerouted)[0]
 				require.Equal(t, tt.postedCase, rerouted.data["destination_case_id"])
 			}
 		})

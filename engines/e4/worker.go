@@ -11,7 +11,9 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.uber.org/zap"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 // minSnooze and maxSnooze bound the wait after a 429: at least a second, as the original waited, and no more than
@@ -33,13 +35,13 @@ const rateLimitedResponse = "rate_limited"
 // database is where the worker reads and writes: the pool in production; in tests, a transaction that is rolled
 // back, inside which the worker's own transactions become savepoints.
 type database interface {
-	commcare.DBTX
+	casedb.DBTX
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
 // worker works Engine 4's jobs.
 type worker struct {
-	river.WorkerDefaults[commcare.CaseLoaderArgs]
+	river.WorkerDefaults[casedb.CaseLoaderArgs]
 	config   Config
 	deps     Deps
 	db       database
@@ -68,7 +70,7 @@ func newWorker(config Config, deps Deps, db database) (*worker, error) {
 // the case it ends at, in that case's domain. Its result tells River what next: nil completes the job, a snooze
 // waits out a rate limit without spending an attempt, a cancel gives up on what can never succeed, and any other
 // error is retried by RetryPolicy.
-func (w *worker) Work(ctx context.Context, job *river.Job[commcare.CaseLoaderArgs]) error {
+func (w *worker) Work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]) error {
 	start := time.Now()
 	outcome, err := w.work(ctx, job)
 	w.deps.Metrics.observeJob(outcome, time.Since(start))
@@ -88,13 +90,13 @@ const (
 	outcomeFailed    outcome = "failed"
 )
 
-func (w *worker) work(ctx context.Context, job *river.Job[commcare.CaseLoaderArgs]) (outcome, error) {
+func (w *worker) work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]) (outcome, error) {
 	args := job.Args
 	log := w.logger.With(zap.String("case_id", args.CaseID), zap.Int64("county_id", args.CountyID),
 		zap.Int64("job_id", job.ID), zap.Int("attempt", job.Attempt))
 	counties := w.deps.Counties.Current()
 	county, resolution, err := counties.Resolve(args.CountyID)
-	if err != nil || resolution == commcare.NonParticipating {
+	if err != nil || resolution == countylist.NonParticipating {
 		// The list may change back; the original retried too.
 		if err == nil {
 			err = fmt.Errorf("county %d does not participate", args.CountyID)
@@ -131,7 +133,7 @@ func (w *worker) work(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 		return w.transfer(ctx, job, log, counties, source, ch)
 	case end.kind == linkCycle:
 		log.Error("case transfer cycle detected; cancelling the job", zap.Error(end.err))
-		if _, err := commcare.RecordEvent(ctx, w.db, source.id, commcare.EventSendToCommCareDiscarded,
+		if _, err := casedb.RecordEvent(ctx, w.db, source.id, casedb.EventSendToCommCareDiscarded,
 			map[string]any{"reason": "cycle_detected", "detail": end.err.Error()}, ""); err != nil {
 			return outcomeFailed, err
 		}
@@ -143,7 +145,7 @@ func (w *worker) work(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 	case commcare.IsPermanent(end.err):
 		// A 4xx other than 404 (not found: created above), 401, 403 and the like: asking again gets the same answer.
 		log.Error("CommCare rejected a lookup for good; cancelling the job", zap.Error(end.err))
-		if _, err := commcare.RecordEvent(ctx, w.db, source.id, commcare.EventSendToCommCareDiscarded,
+		if _, err := casedb.RecordEvent(ctx, w.db, source.id, casedb.EventSendToCommCareDiscarded,
 			map[string]any{"reason": end.err.Error(), "domain": end.domain}, ""); err != nil {
 			return outcomeFailed, err
 		}
@@ -170,8 +172,8 @@ const (
 // post sends target, with its lab results, to county's domain, and records the outcome on target. job's case is
 // source (target itself, or the case it was transferred from), as read when the job began. target is read again
 // first, with its newest change, so what is posted is at least as new as that change.
-func (w *worker) post(ctx context.Context, job *river.Job[commcare.CaseLoaderArgs], log *zap.Logger,
-	source, target *indexCase, county commcare.County, act action) (outcome, error) {
+func (w *worker) post(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs], log *zap.Logger,
+	source, target *indexCase, county countylist.County, act action) (outcome, error) {
 	target, err := loadIndexCase(ctx, w.db, target.caseID)
 	if err != nil {
 		return outcomeFailed, err
@@ -185,7 +187,7 @@ func (w *worker) post(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 	if err != nil {
 		// A property name no XML element can have: the same data fails every time.
 		log.Error("the case cannot be written as a CommCare form; cancelling the job", zap.Error(err))
-		if _, rerr := commcare.RecordEvent(ctx, w.db, target.id, commcare.EventSendToCommCareDiscarded,
+		if _, rerr := casedb.RecordEvent(ctx, w.db, target.id, casedb.EventSendToCommCareDiscarded,
 			map[string]any{"action": act, "reason": err.Error(), "domain": county.Domain}, ""); rerr != nil {
 			return outcomeFailed, rerr
 		}
@@ -231,7 +233,7 @@ func (w *worker) post(ctx context.Context, job *river.Job[commcare.CaseLoaderArg
 }
 
 // eventData is what every post event records.
-func eventData(act action, county commcare.County, now time.Time) map[string]any {
+func eventData(act action, county countylist.County, now time.Time) map[string]any {
 	return map[string]any{"action": act, "domain": county.Domain, "timestamp": now.Format(time.RFC3339)}
 }
 
@@ -242,8 +244,8 @@ func eventData(act action, county commcare.County, now time.Time) map[string]any
 // requeue a case whose newest hand-off is this one, and the change must reach CommCare. The outcome is recorded
 // even when ctx has just ended (the job timed out or the daemon is stopping): the post went through, and
 // forgetting it would post it again.
-func (w *worker) finish(ctx context.Context, job *river.Job[commcare.CaseLoaderArgs], source, target *indexCase,
-	county commcare.County, data map[string]any, stash string, fp *[32]byte, out outcome) (outcome, error) {
+func (w *worker) finish(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs], source, target *indexCase,
+	county countylist.County, data map[string]any, stash string, fp *[32]byte, out outcome) (outcome, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	tx, err := w.db.Begin(ctx)
@@ -251,7 +253,7 @@ func (w *worker) finish(ctx context.Context, job *river.Job[commcare.CaseLoaderA
 		return outcomeFailed, fmt.Errorf("beginning a transaction: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck
-	if err := commcare.LockPeople(ctx, tx, []int64{source.personID, target.personID}); err != nil {
+	if err := casedb.LockPeople(ctx, tx, []int64{source.personID, target.personID}); err != nil {
 		return outcomeFailed, err
 	}
 	again := false
@@ -265,7 +267,7 @@ func (w *worker) finish(ctx context.Context, job *river.Job[commcare.CaseLoaderA
 			break // read once, in post, fresher than at the job's start
 		}
 	}
-	if _, err := commcare.RecordEvent(ctx, tx, target.id, commcare.EventSendToCommCareSucceeded, data, stash); err != nil {
+	if _, err := casedb.RecordEvent(ctx, tx, target.id, casedb.EventSendToCommCareSucceeded, data, stash); err != nil {
 		return outcomeFailed, err
 	}
 	if fp != nil {
@@ -290,7 +292,7 @@ func (w *worker) finish(ctx context.Context, job *river.Job[commcare.CaseLoaderA
 
 // failed records a post that CommCare did not accept and decides what becomes of the job: a 429 snoozes it, an
 // answer that can never change cancels it, anything else is retried.
-func (w *worker) failed(ctx context.Context, log *zap.Logger, target *indexCase, county commcare.County, act action,
+func (w *worker) failed(ctx context.Context, log *zap.Logger, target *indexCase, county countylist.County, act action,
 	now time.Time, stash string, postErr error) (outcome, error) {
 	data := eventData(act, county, now)
 	var httpErr *commcare.HTTPError
@@ -300,7 +302,7 @@ func (w *worker) failed(ctx context.Context, log *zap.Logger, target *indexCase,
 	} else {
 		data["response"] = postErr.Error()
 	}
-	typ, out, result := commcare.EventSendToCommCareFailed, outcomeFailed, postErr
+	typ, out, result := casedb.EventSendToCommCareFailed, outcomeFailed, postErr
 	switch {
 	case errors.Is(postErr, commcare.ErrRateLimited):
 		d := snooze(postErr)
@@ -310,7 +312,7 @@ func (w *worker) failed(ctx context.Context, log *zap.Logger, target *indexCase,
 		log.Debug("CommCare is rate limiting; snoozing the job", zap.Duration("snooze", d))
 	case commcare.IsPermanent(postErr):
 		data["reason"] = postErr.Error()
-		typ, out, result = commcare.EventSendToCommCareDiscarded, outcomeCancelled, river.JobCancel(postErr)
+		typ, out, result = casedb.EventSendToCommCareDiscarded, outcomeCancelled, river.JobCancel(postErr)
 		log.Error("CommCare rejected the case for good; cancelling the job", zap.Error(postErr))
 	default:
 		log.Warn("posting the case failed; retrying later", zap.Error(postErr))
@@ -318,7 +320,7 @@ func (w *worker) failed(ctx context.Context, log *zap.Logger, target *indexCase,
 	// Recorded even when ctx is done (a timeout): the attempt happened.
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
-	if _, err := commcare.RecordEvent(recordCtx, w.db, target.id, typ, data, stash); err != nil {
+	if _, err := casedb.RecordEvent(recordCtx, w.db, target.id, typ, data, stash); err != nil {
 		return outcomeFailed, errors.Join(postErr, err)
 	}
 	return out, result
@@ -350,9 +352,9 @@ func (w *worker) mergeFromCommCare(ctx context.Context, id int64, c *commcare.Ca
 	return ic, nil
 }
 
-// applyCommCare merges c into ic, which the caller has locked (commcare.MergeIntoIndexCase), and updates ic.
+// applyCommCare merges c into ic, which the caller has locked (casedb.MergeIntoIndexCase), and updates ic.
 func applyCommCare(ctx context.Context, tx pgx.Tx, ic *indexCase, c *commcare.Case) ([]string, error) {
-	merged, changed, err := commcare.MergeIntoIndexCase(ctx, tx, ic.id, ic.data, ic.closed, c)
+	merged, changed, err := casedb.MergeIntoIndexCase(ctx, tx, ic.id, ic.data, ic.closed, c)
 	if err != nil {
 		return nil, err
 	}

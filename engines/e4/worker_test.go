@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 )
@@ -49,7 +50,7 @@ func TestCreateCaseNotInCommCare(t *testing.T) {
 	require.Equal(t, commcare.CaseIndex{CaseID: "case-1", CaseType: "patient", Relationship: "extension"},
 		lab1.Indices["parent"])
 
-	evs := f.events(t, id, commcare.EventSendToCommCareSucceeded)
+	evs := f.events(t, id, casedb.EventSendToCommCareSucceeded)
 	require.Len(t, evs, 1)
 	require.Equal(t, "create", evs[0].data["action"])
 	require.Equal(t, midsomer, evs[0].data["domain"])
@@ -73,9 +74,9 @@ func TestUpdateMergesCommCareFirst(t *testing.T) {
 	require.Equal(t, "Updated Full Name", local.data["full_name"], "CommCare's value wins over the local one")
 	require.Equal(t, "yes", local.data["interviewed"], "CommCare-only values are kept")
 	require.Equal(t, "5551234567", local.data["phone"], "a blank in CommCare does not erase a local value")
-	require.Equal(t, []string{commcare.EventUpdatedFromCommCare, commcare.EventSendToCommCareSucceeded},
+	require.Equal(t, []string{casedb.EventUpdatedFromCommCare, casedb.EventSendToCommCareSucceeded},
 		f.eventTypes(t, id))
-	require.Equal(t, "update", f.events(t, id, commcare.EventSendToCommCareSucceeded)[0].data["action"])
+	require.Equal(t, "update", f.events(t, id, casedb.EventSendToCommCareSucceeded)[0].data["action"])
 
 	got, _ := f.cc.Case(midsomer, "case-1")
 	require.Equal(t, "Updated Full Name", got.Property("full_name"))
@@ -92,7 +93,7 @@ func TestUnchangedCaseIsNotPostedAgain(t *testing.T) {
 	require.Equal(t, river.EventKindJobCompleted, f.work(t, "case-1", 1111, testConfig(), nil).EventKind)
 	require.Equal(t, river.EventKindJobCompleted, f.work(t, "case-1", 1111, testConfig(), nil).EventKind)
 	require.Equal(t, 1, f.cc.Submissions(midsomer), "the second job found nothing new to post")
-	evs := f.events(t, id, commcare.EventSendToCommCareSucceeded)
+	evs := f.events(t, id, casedb.EventSendToCommCareSucceeded)
 	require.Len(t, evs, 2)
 	require.NotContains(t, evs[0].data, "skipped")
 	require.Contains(t, evs[1].data["skipped"], "unchanged since the last successful post to "+midsomer)
@@ -114,7 +115,7 @@ func TestDryRunRecordsWithoutPosting(t *testing.T) {
 
 	require.Equal(t, river.EventKindJobCompleted, f.work(t, "case-1", 1111, cfg, nil).EventKind)
 	require.Zero(t, f.cc.Submissions(midsomer))
-	evs := f.events(t, id, commcare.EventSendToCommCareSucceeded)
+	evs := f.events(t, id, casedb.EventSendToCommCareSucceeded)
 	require.Len(t, evs, 1)
 	require.Equal(t, "Sending to CommCare is not enabled", evs[0].data["response"])
 	require.NotEmpty(t, evs[0].stash, "the form that would have been posted is kept")
@@ -131,7 +132,7 @@ func TestRateLimitSnoozesWithoutSpendingAnAttempt(t *testing.T) {
 		wantEvent          []string
 	}{
 		{"GET", http.MethodGet, casePath(midsomer, "case-1"), nil},
-		{"POST", http.MethodPost, receiverPath, []string{commcare.EventSendToCommCareFailed}},
+		{"POST", http.MethodPost, receiverPath, []string{casedb.EventSendToCommCareFailed}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -149,7 +150,7 @@ func TestRateLimitSnoozesWithoutSpendingAnAttempt(t *testing.T) {
 			require.Zero(t, f.cc.Submissions(midsomer))
 			require.Equal(t, tt.wantEvent, f.eventTypes(t, id))
 			if tt.wantEvent != nil {
-				require.Equal(t, "rate_limited", f.events(t, id, commcare.EventSendToCommCareFailed)[0].data["response"])
+				require.Equal(t, "rate_limited", f.events(t, id, casedb.EventSendToCommCareFailed)[0].data["response"])
 			}
 		})
 	}
@@ -167,7 +168,7 @@ func TestServerErrorIsRetried(t *testing.T) {
 	require.Equal(t, rivertype.JobStateAvailable, res.Job.State, "a retry due within River's scheduler interval is available at once")
 	require.Len(t, res.Job.Errors, 1)
 	require.Contains(t, res.Job.Errors[0].Error, "500 Internal Server Error")
-	evs := f.events(t, id, commcare.EventSendToCommCareFailed)
+	evs := f.events(t, id, casedb.EventSendToCommCareFailed)
 	require.Len(t, evs, 1)
 	require.Equal(t, "500 Internal Server Error", evs[0].data["response"])
 	require.EqualValues(t, 500, evs[0].data["status"])
@@ -193,7 +194,7 @@ func TestPermanentRejectionCancels(t *testing.T) {
 			res := f.work(t, "case-1", 1111, testConfig(), nil)
 			require.Equal(t, river.EventKindJobCancelled, res.EventKind)
 			require.Equal(t, rivertype.JobStateCancelled, res.Job.State)
-			evs := f.events(t, id, commcare.EventSendToCommCareDiscarded)
+			evs := f.events(t, id, casedb.EventSendToCommCareDiscarded)
 			require.Len(t, evs, 1)
 			require.Equal(t, tt.fault.Body, evs[0].data["response"], "CommCare's answer is kept in the event")
 			require.NotEmpty(t, evs[0].data["reason"])
@@ -254,7 +255,7 @@ func TestChangeWhilePostingRunsTheJobAgain(t *testing.T) {
 	res := f.work(t, "case-1", 1111, testConfig(), cc)
 	require.Equal(t, river.EventKindJobSnoozed, res.EventKind, "the job runs again at once")
 	require.Equal(t, rivertype.JobStateAvailable, res.Job.State)
-	require.Len(t, f.events(t, id, commcare.EventSendToCommCareSucceeded), 1, "the post that went through is recorded")
+	require.Len(t, f.events(t, id, casedb.EventSendToCommCareSucceeded), 1, "the post that went through is recorded")
 
 	require.Equal(t, river.EventKindJobCompleted, f.work(t, "case-1", 1111, testConfig(), nil).EventKind)
 	got, _ := f.cc.Case(midsomer, "case-1")
@@ -274,7 +275,7 @@ func TestCaseCommCareLostIsCreatedAgain(t *testing.T) {
 	require.Equal(t, river.EventKindJobCompleted, f.work(t, "case-1", 1111, testConfig(), client).EventKind)
 	_, ok := other.Case(midsomer, "case-1")
 	require.True(t, ok)
-	evs := f.events(t, id, commcare.EventSendToCommCareSucceeded)
+	evs := f.events(t, id, casedb.EventSendToCommCareSucceeded)
 	require.Equal(t, "create", evs[1].data["action"])
 	require.NotContains(t, evs[1].data, "skipped")
 }
@@ -291,13 +292,13 @@ func TestChangeToTransferDestinationWhilePostingRunsTheJobAgain(t *testing.T) {
 		if !changed {
 			changed = true
 			// Only the event: the test worker's transaction holds the destination's row lock until it commits.
-			_, err := commcare.RecordEvent(context.Background(), f.db.Pool, dest, commcare.EventIndexCaseUpdated, nil, "")
+			_, err := casedb.RecordEvent(context.Background(), f.db.Pool, dest, casedb.EventIndexCaseUpdated, nil, "")
 			require.NoError(t, err)
 		}
 	}}
 	res := f.work(t, "source-1", 1111, testConfig(), cc)
 	require.Equal(t, river.EventKindJobSnoozed, res.EventKind, "the destination changed during the post: sent again")
-	require.Len(t, f.events(t, dest, commcare.EventSendToCommCareSucceeded), 1)
+	require.Len(t, f.events(t, dest, casedb.EventSendToCommCareSucceeded), 1)
 }
 
 // TestAnswerLostIsNotAppliedTwice: CommCare applies the form and the answer never arrives (the connection drops),
@@ -317,7 +318,7 @@ func TestAnswerLostIsNotAppliedTwice(t *testing.T) {
 	require.Equal(t, river.EventKindJobCompleted, res.EventKind)
 	require.Equal(t, 1, f.cc.Submissions(midsomer), "the retry is recognised as the same form")
 	require.Equal(t, 1, f.cc.DuplicateSubmissions())
-	require.Len(t, f.events(t, id, commcare.EventSendToCommCareSucceeded), 1)
+	require.Len(t, f.events(t, id, casedb.EventSendToCommCareSucceeded), 1)
 
 	// A change is new data: a new form, applied.
 	f.addLab(t, id, lab{"acc-2", map[string]any{"test_type": "PCR"}})

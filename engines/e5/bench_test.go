@@ -15,8 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
@@ -39,9 +41,9 @@ func TestBenchE5(t *testing.T) {
 	db := pgtest.New(t)
 	counties := benchCounties(countyDomains)
 	fake := commcaretest.StartTest(t, commcaretest.Options{Latency: latency, Counties: counties})
-	list, err := commcare.NewCountyList(counties)
+	list, err := countylist.NewList(counties)
 	require.NoError(t, err)
-	_, err = commcare.SeedCounties(ctx, db.Pool, list)
+	_, err = countylist.Seed(ctx, db.Pool, list)
 	require.NoError(t, err)
 	var domains []string
 	for _, c := range list.Participating() {
@@ -93,7 +95,7 @@ func TestBenchE5(t *testing.T) {
 	coldElapsed, coldPages := round()
 	require.Equal(t, cases, count(`SELECT count(*) FROM index_cases`), "every case was created")
 	require.Equal(t, labs, count(`SELECT count(*) FROM lab_results`), "with its lab results")
-	require.Equal(t, cases, count(`SELECT count(*) FROM events WHERE type = $1`, commcare.EventRetrievedFromCommCare))
+	require.Equal(t, cases, count(`SELECT count(*) FROM events WHERE type = $1`, casedb.EventRetrievedFromCommCare))
 	people := count(`SELECT count(*) FROM people`)
 
 	// Every case edited by a contact tracer since the first round: the second round reads each once more, as an update.
@@ -106,7 +108,7 @@ func TestBenchE5(t *testing.T) {
 	updateElapsed, updatePages := round()
 	require.Equal(t, cases, count(`SELECT count(*) FROM index_cases WHERE data->>'interviewed' = 'yes'`),
 		"every case took CommCare's change")
-	require.Equal(t, cases, count(`SELECT count(*) FROM events WHERE type = $1`, commcare.EventUpdatedFromCommCare))
+	require.Equal(t, cases, count(`SELECT count(*) FROM events WHERE type = $1`, casedb.EventUpdatedFromCommCare))
 
 	fmt.Printf("\nbench-e5: %d cases (%d lab results) in %d county domains of the fake CommCare (and the empty "+
 		"statewide one), %s per request, %d a page, %d domains at once\n", cases, labs, len(domains), latency, pageSize,
@@ -130,7 +132,7 @@ func TestBenchE5(t *testing.T) {
 
 // benchCounties is New York's county list with only its first n county domains (and the statewide project, which a
 // county list needs) participating.
-func benchCounties(n int) []commcare.County {
+func benchCounties(n int) []countylist.County {
 	counties := commcaretest.NewYorkCounties()
 	for i := range counties {
 		if counties[i].Participating && !counties[i].Statewide {
@@ -177,9 +179,9 @@ func benchCase(i int) commcare.Case {
 }
 
 // staticCounties is a county list that never changes.
-type staticCounties struct{ list *commcare.CountyList }
+type staticCounties struct{ list *countylist.List }
 
-func (s staticCounties) Current() *commcare.CountyList { return s.list }
+func (s staticCounties) Current() *countylist.List { return s.list }
 
 func envInt(t *testing.T, name string, def int) int {
 	v := os.Getenv(name)

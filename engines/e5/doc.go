@@ -14,7 +14,7 @@
 // one), page by page until CommCare says there is no next page, asking for each case's children. Each case is
 // merged in a transaction of its own:
 //   - a case whose last change was made by Viaduct's own CommCare user is its own post coming back, and skipped;
-//   - a case Viaduct has takes CommCare's values where CommCare has them (commcare.MergeIntoIndexCase, as Engine 4
+//   - a case Viaduct has takes CommCare's values where CommCare has them (casedb.MergeIntoIndexCase, as Engine 4
 //     merges before it posts), with its closed flag; its lab results are left alone;
 //   - any other case, unless closed, a duplicate, registered in error, not a case, a stub or being transferred, is
 //     created with its lab results for the person with the same date of birth, last name and first name, made

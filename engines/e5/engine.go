@@ -12,7 +12,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 // Config is Engine 5's configuration.
@@ -90,7 +92,7 @@ type Deps struct {
 	// CommCare is where changed cases are read.
 	CommCare CommCare
 	// Counties names the participating domains.
-	Counties commcare.Counties
+	Counties countylist.Provider
 	// Logger is Engine 5's named logger.
 	Logger *zap.Logger
 	// Now is the clock; defaults to time.Now.
@@ -216,7 +218,7 @@ func (e *Engine) Round(ctx context.Context) error {
 }
 
 // leaderLockKey is the session advisory lock a daemon holds while it runs a round.
-var leaderLockKey = commcare.LockKey("viaduct:e5:round")
+var leaderLockKey = casedb.LockKey("viaduct:e5:round")
 
 // lead takes the leader lock on a connection opened for it outside the pool, so that a round's merges have every
 // pooled connection: without waiting (a round is skipped when another daemon runs one), or, with UntilIdle, waiting

@@ -13,8 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
@@ -29,7 +31,7 @@ type fixture struct {
 	db       *pgtest.DB
 	cc       *commcaretest.Server
 	client   *commcare.Client
-	counties *commcare.CountyList
+	counties *countylist.List
 	now      time.Time // the engine's clock
 	metrics  *Metrics  // every engine of the fixture records here
 }
@@ -44,14 +46,14 @@ func newFixture(t *testing.T, opts commcaretest.Options) *fixture {
 	var err error
 	f.client, err = commcare.NewClient(cfg)
 	require.NoError(t, err)
-	f.counties, err = commcare.NewCountyList(commcaretest.TestCounties())
+	f.counties, err = countylist.NewList(commcaretest.TestCounties())
 	require.NoError(t, err)
-	_, err = commcare.SeedCounties(context.Background(), f.db.Pool, f.counties)
+	_, err = countylist.Seed(context.Background(), f.db.Pool, f.counties)
 	require.NoError(t, err)
 	return f
 }
 
-func (f *fixture) Current() *commcare.CountyList { return f.counties }
+func (f *fixture) Current() *countylist.List { return f.counties }
 
 func (f *fixture) engine(t *testing.T, adjust func(*Config)) *Engine {
 	t.Helper()
@@ -138,7 +140,7 @@ func TestMergeRules(t *testing.T) {
 	require.Equal(t, "yes", data["interviewed"], "CommCare's change wins")
 	require.Equal(t, "5550100", data["phone"], "a blank in CommCare erases nothing")
 	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM index_case_events j JOIN events e ON e.id = j.event_id
-		WHERE j.index_case_id = $1 AND e.type = $2`, known, commcare.EventUpdatedFromCommCare))
+		WHERE j.index_case_id = $1 AND e.type = $2`, known, casedb.EventUpdatedFromCommCare))
 	require.Zero(t, f.count(t, `SELECT count(*) FROM lab_results WHERE index_case_id = $1`, known),
 		"a known case's lab results are left alone")
 
@@ -149,7 +151,7 @@ func TestMergeRules(t *testing.T) {
 	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM people WHERE name_first = 'GRACE' AND name_last = 'HOPPER'`),
 		"a person is created when none matches")
 	require.Equal(t, 9999, f.count(t, `SELECT county_id FROM index_cases WHERE case_id = 'new-person'`))
-	require.Equal(t, 2, f.count(t, `SELECT count(*) FROM events WHERE type = $1`, commcare.EventRetrievedFromCommCare))
+	require.Equal(t, 2, f.count(t, `SELECT count(*) FROM events WHERE type = $1`, casedb.EventRetrievedFromCommCare))
 	require.Zero(t, f.count(t, `SELECT count(*) FROM index_cases
 		WHERE case_id IN ('closed', 'duplicate', 'stub', 'in-transfer', 'no-dob', 'own')`), "skipped")
 
@@ -293,5 +295,5 @@ func TestTwoDaemonsNeverPollAtOnce(t *testing.T) {
 		}
 	}
 	require.Equal(t, 3, lists, "each participating domain was read once, by the first daemon")
-	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM events WHERE type = $1`, commcare.EventRetrievedFromCommCare))
+	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM events WHERE type = $1`, casedb.EventRetrievedFromCommCare))
 }

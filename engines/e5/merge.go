@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
 
@@ -120,14 +121,14 @@ var errUnknown = errors.New("unknown case")
 
 // mergeKnown merges c into the index case with its case id, under the person's lock and the row's.
 func (e *Engine) mergeKnown(ctx context.Context, tx pgx.Tx, c *commcare.Case) (outcome, error) {
-	id, data, closed, err := commcare.FindAndLockIndexCase(ctx, tx, c.CaseID)
+	id, data, closed, err := casedb.FindAndLockIndexCase(ctx, tx, c.CaseID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, errUnknown
 	}
 	if err != nil {
 		return 0, err
 	}
-	_, changed, err := commcare.MergeIntoIndexCase(ctx, tx, id, data, closed, c)
+	_, changed, err := casedb.MergeIntoIndexCase(ctx, tx, id, data, closed, c)
 	if err != nil {
 		return 0, err
 	}
@@ -142,13 +143,13 @@ func (e *Engine) create(ctx context.Context, tx pgx.Tx, c *commcare.Case, fips i
 	if reason := skipReason(c); reason != "" {
 		return outcomeSkipped, nil
 	}
-	first, last := commcare.PersonFirstName(c.Property("first_name")), commcare.PersonLastName(c.Property("last_name"))
+	first, last := casedb.PersonFirstName(c.Property("first_name")), casedb.PersonLastName(c.Property("last_name"))
 	dob, err := time.Parse(time.DateOnly, c.Property("dob"))
 	if first == "" || last == "" || err != nil {
 		// Without a name and date of birth no person can be matched or made; the original skipped these too.
 		return outcomeSkipped, nil
 	}
-	if err := commcare.LockIdentities(ctx, tx, []int64{commcare.NameLock(dob, last, first)}); err != nil {
+	if err := casedb.LockIdentities(ctx, tx, []int64{casedb.NameLock(dob, last, first)}); err != nil {
 		return 0, err
 	}
 	// Found or made in one statement: under the identity lock nobody else makes this person meanwhile.
@@ -160,7 +161,7 @@ func (e *Engine) create(ctx context.Context, tx pgx.Tx, c *commcare.Case, fips i
 	if err != nil {
 		return 0, fmt.Errorf("finding the person of case %s: %w", c.CaseID, err)
 	}
-	if err := commcare.LockPeople(ctx, tx, []int64{personID}); err != nil {
+	if err := casedb.LockPeople(ctx, tx, []int64{personID}); err != nil {
 		return 0, err
 	}
 	var modified any
@@ -189,7 +190,7 @@ func (e *Engine) create(ctx context.Context, tx pgx.Tx, c *commcare.Case, fips i
 	if err != nil {
 		return 0, fmt.Errorf("creating case %s with its lab results: %w", c.CaseID, err)
 	}
-	if _, err := commcare.RecordEvent(ctx, tx, id, commcare.EventRetrievedFromCommCare,
+	if _, err := casedb.RecordEvent(ctx, tx, id, casedb.EventRetrievedFromCommCare,
 		map[string]any{"domain": c.Domain, "lab_results": len(labIDs)}, ""); err != nil {
 		return 0, err
 	}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 // maxPages bounds one domain's round, so a server whose pages never end cannot hold the round forever: at 100 a
@@ -19,7 +20,7 @@ const maxPages = 100_000
 // pollDomain reads every patient case changed in county's domain since its mark, page by page to the end, and
 // merges each. The mark advances to when the reading started only once every page is merged, so a failed round
 // reads the same changes again next time; merging them twice changes nothing.
-func (e *Engine) pollDomain(ctx context.Context, county commcare.County) (Stats, error) {
+func (e *Engine) pollDomain(ctx context.Context, county countylist.County) (Stats, error) {
 	var stats Stats
 	started := e.deps.Now().UTC()
 	mark, err := e.startRound(ctx, county.Domain, started)

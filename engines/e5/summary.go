@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/status"
 )
 
@@ -44,7 +44,7 @@ type Summary struct {
 }
 
 // Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up.
-func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
+func Summarize(ctx context.Context, db casedb.DBTX) (*Summary, error) {
 	rows, err := db.Query(ctx, `SELECT domain, high_water, round_started_at, round_completed_at, coalesce(last_error, ''),
 		    failing_since, coalesce(round_started_at > now() - interval '`+status.FailureWindow+`', false)
 		  FROM commcare_sync_marks ORDER BY domain`)
@@ -69,7 +69,7 @@ func Summarize(ctx context.Context, db commcare.DBTX) (*Summary, error) {
 	}
 	err = db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE type = $1), count(*) FILTER (WHERE type = $2)
 		  FROM events WHERE type IN ($1, $2) AND inserted_at > now() - interval '1 hour'`,
-		commcare.EventRetrievedFromCommCare, commcare.EventUpdatedFromCommCare).Scan(&s.RetrievedLastHour, &s.UpdatedLastHour)
+		casedb.EventRetrievedFromCommCare, casedb.EventUpdatedFromCommCare).Scan(&s.RetrievedLastHour, &s.UpdatedLastHour)
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 5's work: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 // DefaultUserAgent is the User-Agent the client sends unless configured otherwise. It names the project so CommCare's
@@ -65,7 +66,7 @@ type ClientConfig struct {
 	// shows as its 3xx instead of a silently re-sent or dropped form.
 	HTTPClient *http.Client
 	// RootDomain is the project space that holds the county_list lookup table, e.g. ny-statewide-cdcms. Needed only
-	// by CountyList.
+	// by countylist.List.
 	RootDomain string
 	// UserAgent is sent with every request. Defaults to DefaultUserAgent.
 	UserAgent string
@@ -159,7 +160,7 @@ func (c *Client) Format(f fmt.State, _ rune) {
 }
 
 // CountyList fetches the county list from the root domain's county_list lookup table.
-func (c *Client) CountyList(ctx context.Context) (*CountyList, error) {
+func (c *Client) CountyList(ctx context.Context) (*countylist.List, error) {
 	if c.rootDomain == "" {
 		return nil, errors.New("commcare: fetching the county list: no root domain configured")
 	}
@@ -171,15 +172,15 @@ func (c *Client) CountyList(ctx context.Context) (*CountyList, error) {
 	if resp.statusCode != http.StatusOK {
 		return nil, resp.httpError()
 	}
-	list, err := ParseCountyList(bytes.NewReader(resp.body))
+	list, err := countylist.ParseList(bytes.NewReader(resp.body))
 	if err != nil {
 		return nil, fmt.Errorf("commcare: the county list from %s: %w", resp.url, err)
 	}
 	return list, nil
 }
 
-// FetchCounties is CountyList, making the client a [CountySource].
-func (c *Client) FetchCounties(ctx context.Context) (*CountyList, error) {
+// FetchCounties is CountyList, making the client a [countylist.Source].
+func (c *Client) FetchCounties(ctx context.Context) (*countylist.List, error) {
 	return c.CountyList(ctx)
 }
 

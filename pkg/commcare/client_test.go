@@ -21,10 +21,11 @@ import (
 
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 // The client is the county source the daemon uses in production.
-var _ commcare.CountySource = (*commcare.Client)(nil)
+var _ countylist.Source = (*commcare.Client)(nil)
 
 const countyListPath = "/a/ny-statewide-cdcms/api/v0.5/fixture/"
 
@@ -1080,4 +1081,12 @@ func TestClientSubmitForm(t *testing.T) {
 		require.EqualError(t, err, "commcare: submitting a form: the form is empty")
 		require.Empty(t, server.Requests())
 	})
+}
+
+func fipsOf(counties []countylist.County) []string {
+	out := make([]string, len(counties))
+	for i, c := range counties {
+		out[i] = c.FIPS
+	}
+	return out
 }

@@ -1,6 +1,7 @@
-// Package commcare owns the CommCare side of Viaduct: the tables Engines 2–5 share (people, person_keys,
-// index_cases, lab_results, events and their join tables, commcare_posts, commcare_sync_marks), the county list
-// that routes results to CommCare project spaces (CountyList, kept fresh by CountyCache and seeded into counties),
-// the CommCare HTTP API client (Client), and the locks writers of a person's cases share (LockPeople). The job
-// contract between Engines 3 and 4 arrives with them.
+// Package commcare is Viaduct's client of the CommCare HQ API: the HTTP client (Client) with its retries, rate-limit
+// handling and errors (HTTPError), the wire shapes of cases and case lists (Case, CasePage, CaseQuery), the merge rule
+// for CommCare's properties (MergeEmptyFields), and the XForm case blocks Engine 4 posts (Form, CaseBlock).
+//
+// It knows nothing of Viaduct's tables: what the engines store about cases is in pkg/casedb, the county list that
+// routes results to CommCare project spaces in pkg/countylist.
 package commcare

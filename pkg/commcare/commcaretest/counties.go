@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 // newYorkCountyNames are New York's counties in FIPS order: the i-th has FIPS code 2i+1.
@@ -30,12 +30,12 @@ var newYorkCityBoroughs = map[string]bool{"5": true, "47": true, "61": true, "81
 // odd) with domains ny-<name>-cdcms, the five New York City boroughs non-participating with neither domain nor
 // location, 125 "Out of State/Country" and 127 "Unknown" non-participating, and the statewide project, fips 900,
 // ny-statewide-cdcms. Location ids and gazetteer codes are made up but stable.
-func NewYorkCounties() []commcare.County {
-	counties := make([]commcare.County, 0, len(newYorkCountyNames)+3)
+func NewYorkCounties() []countylist.County {
+	counties := make([]countylist.County, 0, len(newYorkCountyNames)+3)
 	for i, display := range newYorkCountyNames {
 		fips := strconv.Itoa(2*i + 1)
 		name := strings.ToLower(strings.ReplaceAll(display, ".", ""))
-		c := commcare.County{
+		c := countylist.County{
 			FIPS:    fips,
 			Name:    name,
 			Display: display,
@@ -49,9 +49,9 @@ func NewYorkCounties() []commcare.County {
 		counties = append(counties, c)
 	}
 	return append(counties,
-		commcare.County{FIPS: "125", Name: "out of state_country", Display: "Out of State/Country", Gaz: "80"},
-		commcare.County{FIPS: "127", Name: "unknown", Display: "Unknown", Gaz: "99"},
-		commcare.County{
+		countylist.County{FIPS: "125", Name: "out of state_country", Display: "Out of State/Country", Gaz: "80"},
+		countylist.County{FIPS: "127", Name: "unknown", Display: "Unknown", Gaz: "99"},
+		countylist.County{
 			FIPS:          "900",
 			Name:          "ny statewide",
 			Display:       "NY Statewide",
@@ -76,8 +76,8 @@ const (
 
 // TestCounties returns the four-county list the original's tests used: Midsomer (1111) and Yggdrasil (9999)
 // participate, Wilkes Land (5678) does not, and UK Statewide (1234) takes results for unknown counties.
-func TestCounties() []commcare.County {
-	return []commcare.County{
+func TestCounties() []countylist.County {
+	return []countylist.County{
 		{
 			FIPS: "1111", Name: "midsomer", Display: "Midsomer", Domain: MidsomerDomain, Gaz: "ms-gaz",
 			LocationID: MidsomerLocation, Participating: true,
@@ -97,7 +97,7 @@ func TestCounties() []commcare.County {
 // CountyListJSON returns counties as CommCare's fixture API sends them
 // (GET /a/<root domain>/api/v0.5/fixture/?fixture_type=county_list): every field a string, the fields Viaduct ignores
 // filled in, and stable made-up ids.
-func CountyListJSON(counties []commcare.County) []byte {
+func CountyListJSON(counties []countylist.County) []byte {
 	type fields struct {
 		AnalysisDate       string `json:"analysis_date"`
 		CountyDisplay      string `json:"county_display"`
@@ -165,8 +165,8 @@ func CountyListJSON(counties []commcare.County) []byte {
 	return append(data, '\n')
 }
 
-// WriteCountyListFile writes counties to path in the shape CountyListJSON gives, for a commcare.FileCountySource.
-func WriteCountyListFile(path string, counties []commcare.County) error {
+// WriteCountyListFile writes counties to path in the shape CountyListJSON gives, for a countylist.FileSource.
+func WriteCountyListFile(path string, counties []countylist.County) error {
 	return os.WriteFile(path, CountyListJSON(counties), 0o644)
 }
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 const (
@@ -36,7 +37,7 @@ const maxRequestBytes = 16 << 20
 // Options configure a [Server].
 type Options struct {
 	// Counties is the county list served. Defaults to NewYorkCounties().
-	Counties []commcare.County
+	Counties []countylist.County
 	// Credentials is the "<username>:<api key>" the Authorization header must carry. Defaults to
 	// DefaultCredentials.
 	Credentials string
@@ -140,7 +141,7 @@ type Server struct {
 	stopOnce    sync.Once
 
 	mu       sync.Mutex
-	counties []commcare.County
+	counties []countylist.County
 	faults   []*fault
 	requests []Request
 	url      string
@@ -287,7 +288,7 @@ func (s *Server) RootDomain() string {
 }
 
 // SetCounties replaces the county list served from the next request on.
-func (s *Server) SetCounties(counties []commcare.County) {
+func (s *Server) SetCounties(counties []countylist.County) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counties = slices.Clone(counties)
@@ -552,7 +553,7 @@ func (s *Server) domainExists(domain string) bool {
 	if domain == s.rootDomain {
 		return true
 	}
-	return slices.ContainsFunc(s.counties, func(c commcare.County) bool { return c.Domain == domain })
+	return slices.ContainsFunc(s.counties, func(c countylist.County) bool { return c.Domain == domain })
 }
 
 func (s *Server) serveFixture(w http.ResponseWriter, r *http.Request, domain string) {

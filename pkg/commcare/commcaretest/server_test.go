@@ -16,6 +16,7 @@ import (
 
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
 const countyListURL = "/a/ny-statewide-cdcms/api/v0.5/fixture/?fixture_type=county_list"
@@ -177,7 +178,7 @@ func TestServer(t *testing.T) {
 		s := commcaretest.StartTest(t, commcaretest.Options{})
 		s.SetCounties(commcaretest.TestCounties()[:1])
 		_, body := call(t, s, http.MethodGet, countyListURL, "", "")
-		list, err := commcare.ParseCountyList(strings.NewReader(body))
+		list, err := countylist.ParseList(strings.NewReader(body))
 		require.NoError(t, err)
 		require.Equal(t, 3, list.Len())
 	})
@@ -244,8 +245,8 @@ func TestNewYorkCounties(t *testing.T) {
 	}
 	require.Equal(t, append(fips, "900"), got)
 
-	byFIPS := func(f string) commcare.County {
-		return counties[slices.IndexFunc(counties, func(c commcare.County) bool { return c.FIPS == f })]
+	byFIPS := func(f string) countylist.County {
+		return counties[slices.IndexFunc(counties, func(c countylist.County) bool { return c.FIPS == f })]
 	}
 	require.Equal(t, "Albany", byFIPS("1").Display)
 	require.Equal(t, "ny-albany-cdcms", byFIPS("1").Domain)
@@ -260,14 +261,14 @@ func TestNewYorkCounties(t *testing.T) {
 	require.True(t, statewide.Statewide)
 	require.Equal(t, "ny-statewide-cdcms", statewide.Domain)
 
-	list, err := commcare.NewCountyList(counties)
+	list, err := countylist.NewList(counties)
 	require.NoError(t, err)
 	require.Len(t, list.Participating(), 58)
 }
 
 func TestTestCounties(t *testing.T) {
 	t.Parallel()
-	list, err := commcare.NewCountyList(commcaretest.TestCounties())
+	list, err := countylist.NewList(commcaretest.TestCounties())
 	require.NoError(t, err)
 	var domains []string
 	for _, c := range list.Participating() {

@@ -1,4 +1,4 @@
-package commcare
+package casedb
 
 import (
 	"context"

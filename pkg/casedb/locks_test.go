@@ -1,4 +1,4 @@
-package commcare_test
+package casedb_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
-	"github.com/viaduct-nys/viaduct/pkg/commcare"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
@@ -29,7 +29,7 @@ func TestFindAndLockIndexCase(t *testing.T) {
 	tx, err := db.Pool.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck
-	id, data, closed, err := commcare.FindAndLockIndexCase(ctx, tx, "known")
+	id, data, closed, err := casedb.FindAndLockIndexCase(ctx, tx, "known")
 	require.NoError(t, err)
 	require.Equal(t, want, id)
 	require.Equal(t, map[string]any{"interviewed": "no"}, data)
@@ -41,7 +41,7 @@ func TestFindAndLockIndexCase(t *testing.T) {
 	defer other.Rollback(ctx) //nolint:errcheck
 	waitCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	require.ErrorIs(t, commcare.LockPeople(waitCtx, other, []int64{person}), context.DeadlineExceeded)
+	require.ErrorIs(t, casedb.LockPeople(waitCtx, other, []int64{person}), context.DeadlineExceeded)
 	other2, err := db.Pool.Begin(ctx)
 	require.NoError(t, err)
 	defer other2.Rollback(ctx) //nolint:errcheck
@@ -49,6 +49,6 @@ func TestFindAndLockIndexCase(t *testing.T) {
 	var pgErr *pgconn.PgError
 	require.True(t, errors.As(err, &pgErr) && pgErr.Code == "55P03", "the row is locked: %v", err)
 
-	_, _, _, err = commcare.FindAndLockIndexCase(ctx, tx, "unknown")
+	_, _, _, err = casedb.FindAndLockIndexCase(ctx, tx, "unknown")
 	require.ErrorIs(t, err, pgx.ErrNoRows)
 }

@@ -1,4 +1,4 @@
-package commcare
+package countylist
 
 import "fmt"
 
@@ -38,7 +38,7 @@ var extraCounties = [...]County{
 	},
 }
 
-// Resolution says how [CountyList.Resolve] chose the county for an ECLRS county code.
+// Resolution says how [List.Resolve] chose the county for an ECLRS county code.
 type Resolution int
 
 const (
@@ -64,7 +64,7 @@ func (r Resolution) String() string {
 	}
 }
 
-// FIPSCode returns the county's FIPS code as the number index_cases.county_id holds. Counties in a CountyList
+// FIPSCode returns the county's FIPS code as the number index_cases.county_id holds. Counties in a List
 // always have one.
 func (c County) FIPSCode() (int64, error) {
 	code, problem := parseFIPS(c.FIPS)

@@ -1,4 +1,4 @@
-package commcare
+package countylist
 
 import (
 	"bytes"
@@ -17,18 +17,18 @@ import (
 	"go.uber.org/zap"
 )
 
-// maxCountyListBytes bounds what ParseCountyList reads. The real list is about 30 KB; anything near this size is not
+// maxCountyListBytes bounds what ParseList reads. The real list is about 30 KB; anything near this size is not
 // a county list, and reading without a bound would let a misbehaving server exhaust memory.
 const maxCountyListBytes = 8 << 20
 
-// ErrNoStatewideCounty is wrapped by [CountyList.Resolve] when a code is not in the list and the list has no
+// ErrNoStatewide is wrapped by [List.Resolve] when a code is not in the list and the list has no
 // statewide entry to fall back to. Engine 2 treats it as a mishandled result, as the original did.
-var ErrNoStatewideCounty = errors.New(`no county found with is_state_domain "yes"`)
+var ErrNoStatewide = errors.New(`no county found with is_state_domain "yes"`)
 
-// CountyList is a validated county list: the entries of CommCare's county_list lookup table followed by the extra
+// List is a validated county list: the entries of CommCare's county_list lookup table followed by the extra
 // entries 905 and 907. It never changes once built, so engines may share one without locking; a newer list is a
-// new CountyList.
-type CountyList struct {
+// new List.
+type List struct {
 	counties   []County
 	byDomain   map[string]int
 	byFIPS     map[string]int
@@ -36,11 +36,11 @@ type CountyList struct {
 	statewide  int // index into counties; -1 when there is no statewide entry
 }
 
-// ParseCountyList reads a county list in any of the shapes it is found in: CommCare's fixture API response
+// ParseList reads a county list in any of the shapes it is found in: CommCare's fixture API response
 // ({"meta": …, "objects": [{"fields": {…}, …}, …]}), the bare objects array of that response, or a bare array of
 // fields objects (the shape of the original's static configuration). Only the fields Viaduct uses are read; they
 // must be strings (or null, read as ""). Entry numbers in errors are indexes into the array, counted from 0.
-func ParseCountyList(r io.Reader) (*CountyList, error) {
+func ParseList(r io.Reader) (*List, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxCountyListBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading the county list: %w", err)
@@ -52,16 +52,16 @@ func ParseCountyList(r io.Reader) (*CountyList, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewCountyList(counties)
+	return NewList(counties)
 }
 
-// NewCountyList validates counties, appends the extra entries 905 and 907 unless the list already has them, and
+// NewList validates counties, appends the extra entries 905 and 907 unless the list already has them, and
 // returns the list. Every problem is reported at once, one line each, naming the entry's index and fips:
 // a fips that is not a positive decimal integer, two entries with the same number (so "7" and "007" clash, since both
 // would seed counties row 7), more than one statewide entry, a statewide entry that does not participate, and a
 // participating entry without a domain or location_id. An empty list is an error too: a county list that lost all
 // its entries is an outage, not a configuration.
-func NewCountyList(counties []County) (*CountyList, error) {
+func NewList(counties []County) (*List, error) {
 	if len(counties) == 0 {
 		return nil, errors.New("the county list has no entries")
 	}
@@ -104,7 +104,7 @@ func NewCountyList(counties []County) (*CountyList, error) {
 		return nil, err
 	}
 
-	list := &CountyList{
+	list := &List{
 		counties:   slices.Clip(slices.Clone(counties)),
 		byDomain:   make(map[string]int),
 		byFIPS:     make(map[string]int),
@@ -127,33 +127,33 @@ func NewCountyList(counties []County) (*CountyList, error) {
 }
 
 // All returns every entry, extras included, in list order. The slice is the caller's to modify.
-func (l *CountyList) All() []County {
+func (l *List) All() []County {
 	return slices.Clone(l.counties)
 }
 
 // Len returns the number of entries, extras included.
-func (l *CountyList) Len() int {
+func (l *List) Len() int {
 	return len(l.counties)
 }
 
 // ByFIPS returns the entry whose fips is exactly fips: "7" does not find "007".
-func (l *CountyList) ByFIPS(fips string) (County, bool) {
+func (l *List) ByFIPS(fips string) (County, bool) {
 	return l.lookup(l.byFIPS, fips)
 }
 
 // ByDomain returns the first entry whose CommCare project is domain. Non-participating entries without a domain are
 // never found this way.
-func (l *CountyList) ByDomain(domain string) (County, bool) {
+func (l *List) ByDomain(domain string) (County, bool) {
 	return l.lookup(l.byDomain, domain)
 }
 
 // ByLocationID returns the first entry whose CommCare location is id.
-func (l *CountyList) ByLocationID(id string) (County, bool) {
+func (l *List) ByLocationID(id string) (County, bool) {
 	return l.lookup(l.byLocation, id)
 }
 
 // Statewide returns the entry with is_state_domain "yes", where results for unknown counties go.
-func (l *CountyList) Statewide() (County, bool) {
+func (l *List) Statewide() (County, bool) {
 	if l.statewide < 0 {
 		return County{}, false
 	}
@@ -162,7 +162,7 @@ func (l *CountyList) Statewide() (County, bool) {
 
 // Participating returns the participating entries, the statewide one included, in list order. (The original
 // returned them in reverse list order, which its Engine 5 then walked; callers wanting that order reverse this.)
-func (l *CountyList) Participating() []County {
+func (l *List) Participating() []County {
 	var out []County
 	for _, c := range l.counties {
 		if c.Participating {
@@ -173,7 +173,7 @@ func (l *CountyList) Participating() []County {
 }
 
 // FIPSCodes returns every entry's fips as a number, in list order: the ids of the counties rows the list needs.
-func (l *CountyList) FIPSCodes() []int64 {
+func (l *List) FIPSCodes() []int64 {
 	codes := make([]int64, len(l.counties))
 	for i, c := range l.counties {
 		// Validated when the list was built.
@@ -185,8 +185,8 @@ func (l *CountyList) FIPSCodes() []int64 {
 // Resolve finds the county an ECLRS county code belongs to. The code is compared, as a decimal string, with each
 // entry's fips. An entry that participates is Matched; one that does not is NonParticipating, and its results are to
 // be ignored; a code not in the list falls back to the statewide county. Without a statewide entry that last case is
-// an error wrapping ErrNoStatewideCounty.
-func (l *CountyList) Resolve(code int64) (County, Resolution, error) {
+// an error wrapping ErrNoStatewide.
+func (l *List) Resolve(code int64) (County, Resolution, error) {
 	if c, ok := l.ByFIPS(strconv.FormatInt(code, 10)); ok {
 		if c.Participating {
 			return c, Matched, nil
@@ -196,15 +196,15 @@ func (l *CountyList) Resolve(code int64) (County, Resolution, error) {
 	if c, ok := l.Statewide(); ok {
 		return c, StatewideFallback, nil
 	}
-	return County{}, 0, fmt.Errorf("county code %d is not in the county list and %w", code, ErrNoStatewideCounty)
+	return County{}, 0, fmt.Errorf("county code %d is not in the county list and %w", code, ErrNoStatewide)
 }
 
 // equal reports whether l and other hold the same entries in the same order.
-func (l *CountyList) equal(other *CountyList) bool {
+func (l *List) equal(other *List) bool {
 	return slices.Equal(l.counties, other.counties)
 }
 
-func (l *CountyList) lookup(index map[string]int, key string) (County, bool) {
+func (l *List) lookup(index map[string]int, key string) (County, bool) {
 	if key == "" {
 		return County{}, false
 	}
@@ -215,10 +215,10 @@ func (l *CountyList) lookup(index map[string]int, key string) (County, bool) {
 	return l.counties[i], true
 }
 
-// SeedCounties inserts a counties row for every fips in list that has none, in one statement, and returns how many
+// Seed inserts a counties row for every fips in list that has none, in one statement, and returns how many
 // it inserted. Index cases reference counties by id, and Engine 1 creates rows only for codes it has seen, so without
 // this the statewide fallback (or a county no ECLRS row has named yet) would fail the foreign key.
-func SeedCounties(ctx context.Context, db DBTX, list *CountyList) (int64, error) {
+func Seed(ctx context.Context, db DBTX, list *List) (int64, error) {
 	if list == nil {
 		return 0, errors.New("seeding counties: no county list")
 	}
@@ -230,22 +230,22 @@ func SeedCounties(ctx context.Context, db DBTX, list *CountyList) (int64, error)
 	return tag.RowsAffected(), nil
 }
 
-// CountySource is where a [CountyCache] gets its list: CommCare's fixture API ([Client]) in production, a file
-// ([FileCountySource]) in development and tests.
-type CountySource interface {
+// Source is where a [Cache] gets its list: CommCare's fixture API ([Client]) in production, a file
+// ([FileSource]) in development and tests.
+type Source interface {
 	// FetchCounties returns the current list, or an error that leaves the cache serving its last good one.
-	FetchCounties(ctx context.Context) (*CountyList, error)
+	FetchCounties(ctx context.Context) (*List, error)
 }
 
-// FileCountySource reads the county list from a file in any shape ParseCountyList accepts. The file is read again
+// FileSource reads the county list from a file in any shape ParseList accepts. The file is read again
 // on every fetch, so editing it takes effect at the next refresh.
-type FileCountySource struct {
+type FileSource struct {
 	// Path is the file.
 	Path string
 }
 
 // FetchCounties reads and parses the file. Errors name it.
-func (s FileCountySource) FetchCounties(ctx context.Context) (*CountyList, error) {
+func (s FileSource) FetchCounties(ctx context.Context) (*List, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -254,15 +254,15 @@ func (s FileCountySource) FetchCounties(ctx context.Context) (*CountyList, error
 		return nil, fmt.Errorf("opening the county list: %w", err)
 	}
 	defer f.Close()
-	list, err := ParseCountyList(f)
+	list, err := ParseList(f)
 	if err != nil {
 		return nil, fmt.Errorf("county list file %s: %w", s.Path, err)
 	}
 	return list, nil
 }
 
-// CountyCacheConfig tunes a [CountyCache].
-type CountyCacheConfig struct {
+// CacheConfig tunes a [Cache].
+type CacheConfig struct {
 	// Refresh is how long a fetched list is served before it is fetched again. Defaults to 30 minutes.
 	Refresh time.Duration
 	// RetryInterval is how soon a failed refresh is tried again. Defaults to 1 minute.
@@ -271,30 +271,30 @@ type CountyCacheConfig struct {
 	Timeout time.Duration
 }
 
-// CountyCacheDeps are a [CountyCache]'s collaborators.
-type CountyCacheDeps struct {
-	// DB, when not nil, gets a counties row for every fips of each list (SeedCounties) before the list is served,
+// CacheDeps are a [Cache]'s collaborators.
+type CacheDeps struct {
+	// DB, when not nil, gets a counties row for every fips of each list (Seed) before the list is served,
 	// so nothing can resolve to a county the database lacks.
 	DB DBTX
 	// Logger is the cache's named logger. Nil discards logs.
 	Logger *zap.Logger
 	// Source provides the list. Required.
-	Source CountySource
+	Source Source
 }
 
-// CountyCache serves the county list to the engines and keeps it fresh. [CountyCache.Load] fetches it once, before
-// anything needs it, and fails if it cannot; [CountyCache.Run] then refreshes it in the background. A failed refresh
+// Cache serves the county list to the engines and keeps it fresh. [Cache.Load] fetches it once, before
+// anything needs it, and fails if it cannot; [Cache.Run] then refreshes it in the background. A failed refresh
 // leaves the last good list in place, as the original's CountiesCache did, so a CommCare outage does not stop
 // Engine 2.
-type CountyCache struct {
-	config  CountyCacheConfig
-	current atomic.Pointer[CountyList]
-	deps    CountyCacheDeps
+type Cache struct {
+	config  CacheConfig
+	current atomic.Pointer[List]
+	deps    CacheDeps
 	logger  *zap.Logger
 }
 
-// NewCountyCache validates config and deps and returns a cache with no list yet: call Load before serving.
-func NewCountyCache(config CountyCacheConfig, deps CountyCacheDeps) (*CountyCache, error) {
+// NewCache validates config and deps and returns a cache with no list yet: call Load before serving.
+func NewCache(config CacheConfig, deps CacheDeps) (*Cache, error) {
 	var errs []error
 	if deps.Source == nil {
 		errs = append(errs, errors.New("county cache: a county source is required"))
@@ -317,24 +317,24 @@ func NewCountyCache(config CountyCacheConfig, deps CountyCacheDeps) (*CountyCach
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &CountyCache{config: config, deps: deps, logger: logger}, nil
+	return &Cache{config: config, deps: deps, logger: logger}, nil
 }
 
-// Counties gives the county list in force to the engines that route by county; a *CountyCache does, and tests
+// Provider gives the county list in force to the engines that route by county; a *Cache does, and tests
 // may pass a fixed list.
-type Counties interface {
-	Current() *CountyList
+type Provider interface {
+	Current() *List
 }
 
 // Current returns the list being served: the last one fetched (and seeded) successfully. It is nil only before the
 // first successful Load.
-func (c *CountyCache) Current() *CountyList {
+func (c *Cache) Current() *List {
 	return c.current.Load()
 }
 
 // Load fetches the list now and serves it. The daemon calls it before starting the engines and refuses to start if
 // it fails: without a list no result can be routed.
-func (c *CountyCache) Load(ctx context.Context) error {
+func (c *Cache) Load(ctx context.Context) error {
 	list, err := c.fetch(ctx)
 	if err != nil {
 		return fmt.Errorf("loading the county list: %w", err)
@@ -346,7 +346,7 @@ func (c *CountyCache) Load(ctx context.Context) error {
 
 // Run refreshes the list every Refresh (every RetryInterval after a failure) until ctx is done, then returns nil. If
 // no list was loaded yet it fetches one at once.
-func (c *CountyCache) Run(ctx context.Context) error {
+func (c *Cache) Run(ctx context.Context) error {
 	delay := c.config.Refresh
 	if c.Current() == nil {
 		delay = 0
@@ -371,7 +371,7 @@ func (c *CountyCache) Run(ctx context.Context) error {
 }
 
 // refresh fetches the list once and returns when to try next and the new count of consecutive failures.
-func (c *CountyCache) refresh(ctx context.Context, failures int) (time.Duration, int) {
+func (c *Cache) refresh(ctx context.Context, failures int) (time.Duration, int) {
 	list, err := c.fetch(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -397,7 +397,7 @@ func (c *CountyCache) refresh(ctx context.Context, failures int) (time.Duration,
 
 // fetch gets a list from the source and, when there is a database, seeds it. A list whose counties could not be
 // seeded is not returned: serving it could route a result to a county the foreign key rejects.
-func (c *CountyCache) fetch(ctx context.Context) (*CountyList, error) {
+func (c *Cache) fetch(ctx context.Context) (*List, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.config.Timeout)
 	defer cancel()
 	list, err := c.deps.Source.FetchCounties(ctx)
@@ -408,7 +408,7 @@ func (c *CountyCache) fetch(ctx context.Context) (*CountyList, error) {
 		return nil, errors.New("the county source returned no list")
 	}
 	if c.deps.DB != nil {
-		inserted, err := SeedCounties(ctx, c.deps.DB, list)
+		inserted, err := Seed(ctx, c.deps.DB, list)
 		if err != nil {
 			return nil, err
 		}

@@ -1,10 +1,12 @@
-package commcare
+package casedb
 
 import (
 	"context"
 	"fmt"
 	"reflect"
 	"slices"
+
+	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
 
 // MergeIntoIndexCase merges the CommCare case c into the index case id, whose data and closed flag as stored are
@@ -12,8 +14,8 @@ import (
 // closed flag and date_modified as CommCare has them. The caller holds the person's lock and the row's. When
 // anything changes it writes the row and records updated_from_commcare naming the properties that changed (names
 // only, never values), and returns the merged data; otherwise it writes nothing and returns data.
-func MergeIntoIndexCase(ctx context.Context, db DBTX, id int64, data map[string]any, closed bool, c *Case) (map[string]any, []string, error) {
-	merged := MergeEmptyFields(c.Data(), data)
+func MergeIntoIndexCase(ctx context.Context, db DBTX, id int64, data map[string]any, closed bool, c *commcare.Case) (map[string]any, []string, error) {
+	merged := commcare.MergeEmptyFields(c.Data(), data)
 	var changed []string
 	for k, v := range merged {
 		if old, ok := data[k]; !ok || !reflect.DeepEqual(old, v) {
@@ -24,7 +26,7 @@ func MergeIntoIndexCase(ctx context.Context, db DBTX, id int64, data map[string]
 		return data, nil, nil
 	}
 	var modified any // NULL keeps the stored value when CommCare sent none
-	if t, err := ParseTime(c.DateModified); err == nil {
+	if t, err := commcare.ParseTime(c.DateModified); err == nil {
 		modified = t
 	}
 	if _, err := db.Exec(ctx, `UPDATE index_cases SET data = $2, closed = $3,

@@ -1,4 +1,4 @@
-package commcare_test
+package countylist_test
 
 import (
 	"context"
@@ -17,33 +17,35 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
 // extra905 and extra907 are the entries every list gets appended.
 var (
-	extra905 = commcare.County{
+	extra905 = countylist.County{
 		FIPS:    "905",
 		Name:    "DOH special 905 -- county assign, manual (address missing)",
 		Display: "DOH special 905 -- county assign, manual (address missing)",
 	}
-	extra907 = commcare.County{
+	extra907 = countylist.County{
 		FIPS:    "907",
 		Name:    "DOH special 907 -- geocode (county assign, automatic)",
 		Display: "DOH special 907 -- geocode (county assign, automatic)",
 	}
 )
 
-func mustCountyList(t testing.TB, counties []commcare.County) *commcare.CountyList {
+func mustCountyList(t testing.TB, counties []countylist.County) *countylist.List {
 	t.Helper()
-	list, err := commcare.NewCountyList(counties)
+	list, err := countylist.NewList(counties)
 	require.NoError(t, err)
 	return list
 }
 
-func fipsOf(counties []commcare.County) []string {
+func fipsOf(counties []countylist.County) []string {
 	out := make([]string, len(counties))
 	for i, c := range counties {
 		out[i] = c.FIPS
@@ -64,7 +66,7 @@ func TestParseCountyList(t *testing.T) {
 			"county_sort": "midsomer", "analysis_date": "", "traveler_location_id": "ignored", "other": 7}`
 		statewideFields := `{"county_display": "UK Statewide", "county_name": "statewide", "domain": "uk-statewide-cdcms",
 			"fips": "1234", "gaz": null, "is_state_domain": "yes", "location_id": "statewide-owner-id", "participating": "yes"}`
-		short := []commcare.County{
+		short := []countylist.County{
 			want[0],
 			{
 				FIPS: "1234", Name: "statewide", Display: "UK Statewide", Domain: "uk-statewide-cdcms",
@@ -75,7 +77,7 @@ func TestParseCountyList(t *testing.T) {
 		tests := []struct {
 			name  string
 			input string
-			want  []commcare.County
+			want  []countylist.County
 		}{
 			{"APIResponse", string(commcaretest.CountyListJSON(commcaretest.TestCounties())), want},
 			{
@@ -94,7 +96,7 @@ func TestParseCountyList(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				t.Parallel()
-				list, err := commcare.ParseCountyList(strings.NewReader(tt.input))
+				list, err := countylist.ParseList(strings.NewReader(tt.input))
 				require.NoError(t, err)
 				require.Equal(t, tt.want, list.All())
 			})
@@ -103,7 +105,7 @@ func TestParseCountyList(t *testing.T) {
 
 	t.Run("ParticipatingIsAnythingButNo", func(t *testing.T) {
 		t.Parallel()
-		list, err := commcare.ParseCountyList(strings.NewReader(`[
+		list, err := countylist.ParseList(strings.NewReader(`[
 			{"fips": "1", "domain": "d1", "location_id": "l1", "participating": "yes"},
 			{"fips": "2", "domain": "d2", "location_id": "l2"},
 			{"fips": "3", "domain": "d3", "location_id": "l3", "participating": "No"},
@@ -121,7 +123,7 @@ func TestParseCountyList(t *testing.T) {
 
 	t.Run("ExtrasNotDuplicated", func(t *testing.T) {
 		t.Parallel()
-		list, err := commcare.ParseCountyList(strings.NewReader(`[
+		list, err := countylist.ParseList(strings.NewReader(`[
 			{"fips": "907", "county_name": "ours", "domain": "d", "location_id": "l", "participating": "yes"},
 			{"fips": "1", "participating": "no"}
 		]`))
@@ -237,7 +239,7 @@ func TestParseCountyList(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				t.Parallel()
-				list, err := commcare.ParseCountyList(strings.NewReader(tt.input))
+				list, err := countylist.ParseList(strings.NewReader(tt.input))
 				require.Error(t, err)
 				require.Nil(t, list)
 				lines := strings.Split(err.Error(), "\n")
@@ -251,19 +253,19 @@ func TestParseCountyList(t *testing.T) {
 
 	t.Run("TooLarge", func(t *testing.T) {
 		t.Parallel()
-		_, err := commcare.ParseCountyList(strings.NewReader("[" + strings.Repeat(" ", 9<<20) + "]"))
+		_, err := countylist.ParseList(strings.NewReader("[" + strings.Repeat(" ", 9<<20) + "]"))
 		require.ErrorContains(t, err, "the county list is larger than 8388608 bytes")
 	})
 
 	t.Run("ReadError", func(t *testing.T) {
 		t.Parallel()
-		_, err := commcare.ParseCountyList(failingReader{})
+		_, err := countylist.ParseList(failingReader{})
 		require.ErrorContains(t, err, "reading the county list: disk on fire")
 	})
 
 	t.Run("NewYorkCounties", func(t *testing.T) {
 		t.Parallel()
-		list, err := commcare.ParseCountyList(strings.NewReader(string(commcaretest.CountyListJSON(commcaretest.NewYorkCounties()))))
+		list, err := countylist.ParseList(strings.NewReader(string(commcaretest.CountyListJSON(commcaretest.NewYorkCounties()))))
 		require.NoError(t, err)
 		require.Equal(t, 65+2, list.Len(), "production's 65 entries plus the two extras")
 		require.Len(t, list.Participating(), 58, "57 counties and the statewide project")
@@ -295,11 +297,11 @@ func TestNewCountyList(t *testing.T) {
 
 	t.Run("ValidatesLikeParse", func(t *testing.T) {
 		t.Parallel()
-		_, err := commcare.NewCountyList([]commcare.County{{FIPS: "x"}, {FIPS: "2", Participating: true}})
+		_, err := countylist.NewList([]countylist.County{{FIPS: "x"}, {FIPS: "2", Participating: true}})
 		require.EqualError(t, err, `county list entry 0 (fips "x"): fips is not a decimal integer`+"\n"+
 			`county list entry 1 (fips "2"): participating but has no domain`+"\n"+
 			`county list entry 1 (fips "2"): participating but has no location_id`)
-		_, err = commcare.NewCountyList(nil)
+		_, err = countylist.NewList(nil)
 		require.EqualError(t, err, "the county list has no entries")
 	})
 
@@ -331,25 +333,25 @@ func TestCountyListLookups(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		lookup func(string) (commcare.County, bool)
+		lookup func(string) (countylist.County, bool)
 		key    string
-		want   commcare.County
+		want   countylist.County
 		found  bool
 	}{
 		{"ByFIPS", list.ByFIPS, "1111", midsomer, true},
 		{"ByFIPSNonParticipating", list.ByFIPS, "5678", wilkes, true},
 		{"ByFIPSExtra", list.ByFIPS, "905", extra905, true},
-		{"ByFIPSLeadingZero", list.ByFIPS, "01111", commcare.County{}, false},
-		{"ByFIPSUnknown", list.ByFIPS, "1", commcare.County{}, false},
-		{"ByFIPSEmpty", list.ByFIPS, "", commcare.County{}, false},
+		{"ByFIPSLeadingZero", list.ByFIPS, "01111", countylist.County{}, false},
+		{"ByFIPSUnknown", list.ByFIPS, "1", countylist.County{}, false},
+		{"ByFIPSEmpty", list.ByFIPS, "", countylist.County{}, false},
 		{"ByDomain", list.ByDomain, "uk-midsomer-cdcms", midsomer, true},
 		{"ByDomainNonParticipating", list.ByDomain, "aq-wilkes-cdcms", wilkes, true},
 		{"ByDomainStatewide", list.ByDomain, "uk-statewide-cdcms", statewide, true},
-		{"ByDomainEmptyNeverMatches", list.ByDomain, "", commcare.County{}, false},
-		{"ByDomainUnknown", list.ByDomain, "uk-midsomer", commcare.County{}, false},
+		{"ByDomainEmptyNeverMatches", list.ByDomain, "", countylist.County{}, false},
+		{"ByDomainUnknown", list.ByDomain, "uk-midsomer", countylist.County{}, false},
 		{"ByLocationID", list.ByLocationID, "statewide-owner-id", statewide, true},
-		{"ByLocationIDEmptyNeverMatches", list.ByLocationID, "", commcare.County{}, false},
-		{"ByLocationIDUnknown", list.ByLocationID, "A1A1A1A1A1", commcare.County{}, false},
+		{"ByLocationIDEmptyNeverMatches", list.ByLocationID, "", countylist.County{}, false},
+		{"ByLocationIDUnknown", list.ByLocationID, "A1A1A1A1A1", countylist.County{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -381,7 +383,7 @@ func TestCountyListLookups(t *testing.T) {
 
 	t.Run("FirstEntryWins", func(t *testing.T) {
 		t.Parallel()
-		list := mustCountyList(t, []commcare.County{
+		list := mustCountyList(t, []countylist.County{
 			{FIPS: "1", Domain: "shared", LocationID: "loc", Participating: true},
 			{FIPS: "2", Domain: "shared", LocationID: "loc", Participating: true},
 		})
@@ -397,26 +399,26 @@ func TestCountyListLookups(t *testing.T) {
 func TestCountyListResolve(t *testing.T) {
 	t.Parallel()
 	withStatewide := mustCountyList(t, append(commcaretest.TestCounties(),
-		commcare.County{FIPS: "007", Domain: "padded", LocationID: "padded", Participating: true}))
+		countylist.County{FIPS: "007", Domain: "padded", LocationID: "padded", Participating: true}))
 	withoutStatewide := mustCountyList(t, commcaretest.TestCounties()[:3])
 
 	tests := []struct {
 		name    string
-		list    *commcare.CountyList
+		list    *countylist.List
 		code    int64
 		want    string // fips of the county returned
-		res     commcare.Resolution
+		res     countylist.Resolution
 		wantErr string
 	}{
-		{"Matched", withStatewide, 1111, "1111", commcare.Matched, ""},
-		{"MatchedStatewideItself", withStatewide, 1234, "1234", commcare.Matched, ""},
-		{"NonParticipating", withStatewide, 5678, "5678", commcare.NonParticipating, ""},
-		{"NonParticipatingExtra", withStatewide, 905, "905", commcare.NonParticipating, ""},
-		{"Fallback", withStatewide, 987654321, "1234", commcare.StatewideFallback, ""},
-		{"FallbackNegative", withStatewide, -1111, "1234", commcare.StatewideFallback, ""},
-		{"SevenIsNotZeroZeroSeven", withStatewide, 7, "1234", commcare.StatewideFallback, ""},
-		{"MatchedWithoutStatewide", withoutStatewide, 9999, "9999", commcare.Matched, ""},
-		{"NonParticipatingWithoutStatewide", withoutStatewide, 907, "907", commcare.NonParticipating, ""},
+		{"Matched", withStatewide, 1111, "1111", countylist.Matched, ""},
+		{"MatchedStatewideItself", withStatewide, 1234, "1234", countylist.Matched, ""},
+		{"NonParticipating", withStatewide, 5678, "5678", countylist.NonParticipating, ""},
+		{"NonParticipatingExtra", withStatewide, 905, "905", countylist.NonParticipating, ""},
+		{"Fallback", withStatewide, 987654321, "1234", countylist.StatewideFallback, ""},
+		{"FallbackNegative", withStatewide, -1111, "1234", countylist.StatewideFallback, ""},
+		{"SevenIsNotZeroZeroSeven", withStatewide, 7, "1234", countylist.StatewideFallback, ""},
+		{"MatchedWithoutStatewide", withoutStatewide, 9999, "9999", countylist.Matched, ""},
+		{"NonParticipatingWithoutStatewide", withoutStatewide, 907, "907", countylist.NonParticipating, ""},
 		{
 			"NoStatewide", withoutStatewide, 42, "", 0,
 			`county code 42 is not in the county list and no county found with is_state_domain "yes"`,
@@ -428,8 +430,8 @@ func TestCountyListResolve(t *testing.T) {
 			got, res, err := tt.list.Resolve(tt.code)
 			if tt.wantErr != "" {
 				require.EqualError(t, err, tt.wantErr)
-				require.ErrorIs(t, err, commcare.ErrNoStatewideCounty)
-				require.Equal(t, commcare.County{}, got)
+				require.ErrorIs(t, err, countylist.ErrNoStatewide)
+				require.Equal(t, countylist.County{}, got)
 				return
 			}
 			require.NoError(t, err)
@@ -441,17 +443,17 @@ func TestCountyListResolve(t *testing.T) {
 
 func TestResolutionString(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, "matched", commcare.Matched.String())
-	require.Equal(t, "non_participating", commcare.NonParticipating.String())
-	require.Equal(t, "statewide_fallback", commcare.StatewideFallback.String())
-	require.Equal(t, "Resolution(0)", commcare.Resolution(0).String())
+	require.Equal(t, "matched", countylist.Matched.String())
+	require.Equal(t, "non_participating", countylist.NonParticipating.String())
+	require.Equal(t, "statewide_fallback", countylist.StatewideFallback.String())
+	require.Equal(t, "Resolution(0)", countylist.Resolution(0).String())
 }
 
 func TestSeedCounties(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
-	ids := func(t *testing.T, db commcare.DBTX) []int64 {
+	ids := func(t *testing.T, db casedb.DBTX) []int64 {
 		t.Helper()
 		rows, err := db.Query(ctx, `SELECT id FROM counties ORDER BY id`)
 		require.NoError(t, err)
@@ -465,12 +467,12 @@ func TestSeedCounties(t *testing.T) {
 		db := pgtest.New(t)
 		list := mustCountyList(t, commcaretest.TestCounties())
 
-		inserted, err := commcare.SeedCounties(ctx, db.Pool, list)
+		inserted, err := countylist.Seed(ctx, db.Pool, list)
 		require.NoError(t, err)
 		require.Equal(t, int64(6), inserted)
 		require.Equal(t, []int64{905, 907, 1111, 1234, 5678, 9999}, ids(t, db.Pool))
 
-		inserted, err = commcare.SeedCounties(ctx, db.Pool, list)
+		inserted, err = countylist.Seed(ctx, db.Pool, list)
 		require.NoError(t, err)
 		require.Zero(t, inserted, "seeding again changes nothing")
 		require.Equal(t, []int64{905, 907, 1111, 1234, 5678, 9999}, ids(t, db.Pool))
@@ -484,7 +486,7 @@ func TestSeedCounties(t *testing.T) {
 
 		tx, err := db.Pool.Begin(ctx)
 		require.NoError(t, err)
-		inserted, err := commcare.SeedCounties(ctx, tx, mustCountyList(t, commcaretest.TestCounties()))
+		inserted, err := countylist.Seed(ctx, tx, mustCountyList(t, commcaretest.TestCounties()))
 		require.NoError(t, err)
 		require.Equal(t, int64(5), inserted)
 		require.NoError(t, tx.Commit(ctx))
@@ -498,16 +500,16 @@ func TestSeedCounties(t *testing.T) {
 	t.Run("NewYorkCounties", func(t *testing.T) {
 		t.Parallel()
 		db := pgtest.New(t)
-		inserted, err := commcare.SeedCounties(ctx, db.Pool, mustCountyList(t, commcaretest.NewYorkCounties()))
+		inserted, err := countylist.Seed(ctx, db.Pool, mustCountyList(t, commcaretest.NewYorkCounties()))
 		require.NoError(t, err)
 		require.Equal(t, int64(67), inserted)
 	})
 
 	t.Run("Errors", func(t *testing.T) {
 		t.Parallel()
-		_, err := commcare.SeedCounties(ctx, failingDB{}, nil)
+		_, err := countylist.Seed(ctx, failingDB{}, nil)
 		require.EqualError(t, err, "seeding counties: no county list")
-		_, err = commcare.SeedCounties(ctx, failingDB{}, mustCountyList(t, commcaretest.TestCounties()))
+		_, err = countylist.Seed(ctx, failingDB{}, mustCountyList(t, commcaretest.TestCounties()))
 		require.EqualError(t, err, "seeding counties: database on fire")
 	})
 }
@@ -536,7 +538,7 @@ func TestFileCountySource(t *testing.T) {
 		t.Parallel()
 		path := filepath.Join(dir, "counties.json")
 		require.NoError(t, commcaretest.WriteCountyListFile(path, commcaretest.TestCounties()))
-		list, err := commcare.FileCountySource{Path: path}.FetchCounties(ctx)
+		list, err := countylist.FileSource{Path: path}.FetchCounties(ctx)
 		require.NoError(t, err)
 		require.Equal(t, append(commcaretest.TestCounties(), extra905, extra907), list.All())
 	})
@@ -544,7 +546,7 @@ func TestFileCountySource(t *testing.T) {
 	t.Run("Missing", func(t *testing.T) {
 		t.Parallel()
 		path := filepath.Join(dir, "missing.json")
-		_, err := commcare.FileCountySource{Path: path}.FetchCounties(ctx)
+		_, err := countylist.FileSource{Path: path}.FetchCounties(ctx)
 		require.ErrorIs(t, err, os.ErrNotExist)
 		require.ErrorContains(t, err, path)
 	})
@@ -553,7 +555,7 @@ func TestFileCountySource(t *testing.T) {
 		t.Parallel()
 		path := filepath.Join(dir, "invalid.json")
 		require.NoError(t, os.WriteFile(path, []byte(`[{"fips": "x", "participating": "no"}]`), 0o644))
-		_, err := commcare.FileCountySource{Path: path}.FetchCounties(ctx)
+		_, err := countylist.FileSource{Path: path}.FetchCounties(ctx)
 		require.EqualError(t, err, "county list file "+path+`: county list entry 0 (fips "x"): fips is not a decimal integer`)
 	})
 
@@ -561,14 +563,14 @@ func TestFileCountySource(t *testing.T) {
 		t.Parallel()
 		canceled, cancel := context.WithCancel(ctx)
 		cancel()
-		_, err := commcare.FileCountySource{Path: filepath.Join(dir, "any.json")}.FetchCounties(canceled)
+		_, err := countylist.FileSource{Path: filepath.Join(dir, "any.json")}.FetchCounties(canceled)
 		require.ErrorIs(t, err, context.Canceled)
 	})
 }
 
 // fetchResult is one answer a scriptedSource gives.
 type fetchResult struct {
-	list *commcare.CountyList
+	list *countylist.List
 	err  error
 }
 
@@ -583,7 +585,7 @@ func newScriptedSource() *scriptedSource {
 	return &scriptedSource{results: make(chan fetchResult)}
 }
 
-func (s *scriptedSource) FetchCounties(ctx context.Context) (*commcare.CountyList, error) {
+func (s *scriptedSource) FetchCounties(ctx context.Context) (*countylist.List, error) {
 	select {
 	case r := <-s.results:
 		return r.list, r.err
@@ -608,7 +610,7 @@ type stallingSource struct {
 	fetching chan struct{}
 }
 
-func (s *stallingSource) FetchCounties(ctx context.Context) (*commcare.CountyList, error) {
+func (s *stallingSource) FetchCounties(ctx context.Context) (*countylist.List, error) {
 	close(s.fetching)
 	<-ctx.Done()
 	return nil, ctx.Err()
@@ -617,10 +619,10 @@ func (s *stallingSource) FetchCounties(ctx context.Context) (*commcare.CountyLis
 // gatedSource passes fetches to inner, each only once the test opens the gate for it.
 type gatedSource struct {
 	gate  chan struct{}
-	inner commcare.CountySource
+	inner countylist.Source
 }
 
-func (s *gatedSource) FetchCounties(ctx context.Context) (*commcare.CountyList, error) {
+func (s *gatedSource) FetchCounties(ctx context.Context) (*countylist.List, error) {
 	select {
 	case <-s.gate:
 	case <-ctx.Done():
@@ -643,10 +645,10 @@ func TestCountyCache(t *testing.T) {
 	ctx := context.Background()
 
 	// Intervals this short make every wait end at once; the sources decide when a fetch completes.
-	quick := commcare.CountyCacheConfig{Refresh: time.Nanosecond, RetryInterval: time.Nanosecond}
+	quick := countylist.CacheConfig{Refresh: time.Nanosecond, RetryInterval: time.Nanosecond}
 
 	// runCache runs the cache until the test ends and checks that Run then returns nil.
-	runCache := func(t *testing.T, cache *commcare.CountyCache) {
+	runCache := func(t *testing.T, cache *countylist.Cache) {
 		t.Helper()
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -659,10 +661,10 @@ func TestCountyCache(t *testing.T) {
 
 	t.Run("Validates", func(t *testing.T) {
 		t.Parallel()
-		_, err := commcare.NewCountyCache(commcare.CountyCacheConfig{Refresh: -time.Second}, commcare.CountyCacheDeps{})
+		_, err := countylist.NewCache(countylist.CacheConfig{Refresh: -time.Second}, countylist.CacheDeps{})
 		require.EqualError(t, err, "county cache: a county source is required\n"+
 			"county cache: the refresh interval -1s is negative")
-		cache, err := commcare.NewCountyCache(commcare.CountyCacheConfig{}, commcare.CountyCacheDeps{Source: newScriptedSource()})
+		cache, err := countylist.NewCache(countylist.CacheConfig{}, countylist.CacheDeps{Source: newScriptedSource()})
 		require.NoError(t, err)
 		require.Nil(t, cache.Current(), "no list before Load")
 	})
@@ -670,7 +672,7 @@ func TestCountyCache(t *testing.T) {
 	t.Run("LoadFailureIsAnError", func(t *testing.T) {
 		t.Parallel()
 		source := newScriptedSource()
-		cache, err := commcare.NewCountyCache(quick, commcare.CountyCacheDeps{Source: source})
+		cache, err := countylist.NewCache(quick, countylist.CacheDeps{Source: source})
 		require.NoError(t, err)
 		loaded := make(chan error, 1)
 		go func() { loaded <- cache.Load(ctx) }()
@@ -682,8 +684,8 @@ func TestCountyCache(t *testing.T) {
 	t.Run("LoadTimesOut", func(t *testing.T) {
 		t.Parallel()
 		// Nobody answers, so only the timeout ends the fetch.
-		cache, err := commcare.NewCountyCache(commcare.CountyCacheConfig{Timeout: time.Millisecond},
-			commcare.CountyCacheDeps{Source: newScriptedSource()})
+		cache, err := countylist.NewCache(countylist.CacheConfig{Timeout: time.Millisecond},
+			countylist.CacheDeps{Source: newScriptedSource()})
 		require.NoError(t, err)
 		require.ErrorIs(t, cache.Load(ctx), context.DeadlineExceeded)
 	})
@@ -693,9 +695,9 @@ func TestCountyCache(t *testing.T) {
 		db := pgtest.New(t)
 		path := filepath.Join(t.TempDir(), "counties.json")
 		require.NoError(t, commcaretest.WriteCountyListFile(path, commcaretest.TestCounties()))
-		cache, err := commcare.NewCountyCache(quick, commcare.CountyCacheDeps{
+		cache, err := countylist.NewCache(quick, countylist.CacheDeps{
 			DB:     db.Pool,
-			Source: commcare.FileCountySource{Path: path},
+			Source: countylist.FileSource{Path: path},
 		})
 		require.NoError(t, err)
 		require.NoError(t, cache.Load(ctx))
@@ -708,7 +710,7 @@ func TestCountyCache(t *testing.T) {
 	t.Run("LoadFailsWhenSeedingFails", func(t *testing.T) {
 		t.Parallel()
 		source := newScriptedSource()
-		cache, err := commcare.NewCountyCache(quick, commcare.CountyCacheDeps{DB: failingDB{}, Source: source})
+		cache, err := countylist.NewCache(quick, countylist.CacheDeps{DB: failingDB{}, Source: source})
 		require.NoError(t, err)
 		loaded := make(chan error, 1)
 		go func() { loaded <- cache.Load(ctx) }()
@@ -721,7 +723,7 @@ func TestCountyCache(t *testing.T) {
 		t.Parallel()
 		core, logs := observer.New(zapcore.DebugLevel)
 		source := newScriptedSource()
-		cache, err := commcare.NewCountyCache(quick, commcare.CountyCacheDeps{Source: source, Logger: zap.New(core)})
+		cache, err := countylist.NewCache(quick, countylist.CacheDeps{Source: source, Logger: zap.New(core)})
 		require.NoError(t, err)
 
 		first := mustCountyList(t, commcaretest.TestCounties())
@@ -766,7 +768,7 @@ func TestCountyCache(t *testing.T) {
 	t.Run("RunLoadsWhenNothingLoaded", func(t *testing.T) {
 		t.Parallel()
 		source := newScriptedSource()
-		cache, err := commcare.NewCountyCache(quick, commcare.CountyCacheDeps{Source: source})
+		cache, err := countylist.NewCache(quick, countylist.CacheDeps{Source: source})
 		require.NoError(t, err)
 		runCache(t, cache)
 		list := mustCountyList(t, commcaretest.TestCounties())
@@ -779,7 +781,7 @@ func TestCountyCache(t *testing.T) {
 		t.Parallel()
 		source := &stallingSource{fetching: make(chan struct{})}
 		core, logs := observer.New(zapcore.DebugLevel)
-		cache, err := commcare.NewCountyCache(quick, commcare.CountyCacheDeps{Source: source, Logger: zap.New(core)})
+		cache, err := countylist.NewCache(quick, countylist.CacheDeps{Source: source, Logger: zap.New(core)})
 		require.NoError(t, err)
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -796,7 +798,7 @@ func TestCountyCache(t *testing.T) {
 		client, err := commcare.NewClient(server.ClientConfig())
 		require.NoError(t, err)
 		source := &gatedSource{gate: make(chan struct{}), inner: client}
-		cache, err := commcare.NewCountyCache(quick, commcare.CountyCacheDeps{Source: source})
+		cache, err := countylist.NewCache(quick, countylist.CacheDeps{Source: source})
 		require.NoError(t, err)
 
 		loaded := make(chan error, 1)
@@ -806,7 +808,7 @@ func TestCountyCache(t *testing.T) {
 		_, ok := cache.Current().ByFIPS("4321")
 		require.False(t, ok)
 
-		server.SetCounties(append(commcaretest.TestCounties(), commcare.County{
+		server.SetCounties(append(commcaretest.TestCounties(), countylist.County{
 			FIPS: "4321", Name: "new", Display: "New", Domain: "uk-new-cdcms", LocationID: "c3c3", Participating: true,
 		}))
 		runCache(t, cache)
@@ -818,7 +820,7 @@ func TestCountyCache(t *testing.T) {
 	})
 }
 
-// FuzzParseCountyList checks that no input makes ParseCountyList panic, and that every list it accepts is
+// FuzzParseCountyList checks that no input makes ParseList panic, and that every list it accepts is
 // consistent and survives a round trip through CommCare's response shape.
 func FuzzParseCountyList(f *testing.F) {
 	f.Add(commcaretest.CountyListJSON(commcaretest.TestCounties()))
@@ -830,7 +832,7 @@ func FuzzParseCountyList(f *testing.F) {
 	f.Add([]byte(`{"objects": [{"fields": {"fips": 7}}]}`))
 	f.Add([]byte(`not json`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		list, err := commcare.ParseCountyList(strings.NewReader(string(data)))
+		list, err := countylist.ParseList(strings.NewReader(string(data)))
 		if err != nil {
 			require.Nil(t, list)
 			return
@@ -854,12 +856,12 @@ func FuzzParseCountyList(f *testing.F) {
 			if strconv.FormatInt(codes[i], 10) == c.FIPS {
 				_, res, err := list.Resolve(codes[i])
 				require.NoError(t, err)
-				require.Equal(t, c.Participating, res == commcare.Matched)
+				require.Equal(t, c.Participating, res == countylist.Matched)
 			}
 		}
 		require.True(t, seen[905] && seen[907], "the extras are always there")
 
-		again, err := commcare.ParseCountyList(strings.NewReader(string(commcaretest.CountyListJSON(all))))
+		again, err := countylist.ParseList(strings.NewReader(string(commcaretest.CountyListJSON(all))))
 		require.NoError(t, err)
 		require.Equal(t, all, again.All())
 	})
