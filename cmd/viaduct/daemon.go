@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,14 +9,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/viaduct-nys/viaduct/engines/e1"
 	"github.com/viaduct-nys/viaduct/engines/e2"
@@ -58,41 +55,33 @@ type daemonHooks struct {
 }
 
 // daemon runs the enabled engines as one group: the first engine to fail stops the others, and a signal (ctx)
-// stops them all, each finishing or rolling back what it has in flight within the grace period. ready, when not
-// nil, is told the ops address once the engines have started.
+// stops them all, each finishing or rolling back what it has in flight within the grace period. Its shape is
+// Prometheus's main: check what can be checked before anything starts (the schema, the ops port), build each
+// enabled engine in its own block, then run them together.
 func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHooks) error {
-	ready := hooks.ready
 	logger.Info("starting", c.logFields()...)
 	pool, err := openPool(ctx, c.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-
-	if c.Migrate {
-		if err := migrate(ctx, pool, logger); err != nil {
-			return err
-		}
-	}
-	pending, err := migrations.Pending(ctx, pool)
-	if err != nil {
+	if err := checkSchema(ctx, c, pool, logger); err != nil {
 		return err
 	}
-	if len(pending) > 0 {
-		return fmt.Errorf("the database schema is not current (%s): run `viaduct migrate` first, or pass --migrate",
-			strings.Join(pending, "; "))
+
+	// The ops listener is bound before any engine is built or started, so that a port already in use stops the
+	// daemon before it has taken a message off the queue.
+	var ln net.Listener
+	if c.HTTPAddr != "" {
+		if ln, err = net.Listen("tcp", c.HTTPAddr); err != nil {
+			return fmt.Errorf("listening on %s (--http-addr): %w", c.HTTPAddr, err)
+		}
+		defer ln.Close() //nolint:errcheck // the server closes it once it serves; this covers a failed start
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	// Engines run on a context of their own: a signal cancels it below, after logging, and the grace period starts
-	// from there.
-	engineCtx, cancelEngines := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelEngines()
-	g, gctx := errgroup.WithContext(engineCtx)
-
-	var stages []stage
+	var group runGroup
 
 	// Engine 1: ECLRS extractor.
 	if c.Engines[1] {
@@ -114,7 +103,7 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		if err != nil {
 			return err
 		}
-		stages = append(stages, stage{"e1", engine.Run})
+		group.addEngine("e1", engine.Run)
 	}
 
 	// The county list, for the engines that route by county: loaded before they start, refreshed while they run.
@@ -132,6 +121,7 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		if err := counties.Load(ctx); err != nil {
 			return err
 		}
+		group.addBackground(counties.Run)
 	}
 
 	// Engine 2: ECLRS → CommCare transformer.
@@ -145,22 +135,21 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		if err != nil {
 			return err
 		}
-		stages = append(stages, stage{"e2", engine.Run})
+		group.addEngine("e2", engine.Run)
 	}
 
-	// One River client for the process. With Engine 4 it is Engine 4's, which works the commcare queue; without,
-	// it only inserts jobs (Engine 3) and answers River UI.
-	var jobs *river.Client[pgx.Tx]
-	var e4Stage stage
+	// The job queue: one River client for the process. Engine 3 inserts jobs with it, Engine 4 works them with it
+	// and River UI reads through it. River needs its workers before the client is built, so Engine 4's worker is
+	// registered here.
 	riverLogger := slogFor(logger.Named("river"))
-
-	// Engine 4: CommCare case loader.
+	riverConfig := &river.Config{Logger: riverLogger}
+	var caseLoader *e4.Worker
 	if c.Engines[4] {
 		client, err := c.commCareClient()
 		if err != nil {
 			return err
 		}
-		engine, err := e4.New(c.e4Config(), e4.Deps{
+		caseLoader, err = e4.NewWorker(c.e4Config(), e4.Deps{
 			Pool:     pool,
 			CommCare: client,
 			Counties: counties,
@@ -170,13 +159,13 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		if err != nil {
 			return err
 		}
-		jobs = engine.Client()
-		e4Stage = stage{"e4", engine.Run} // after Engine 3's, in pipeline order
-	}
-	if jobs == nil {
-		if jobs, err = river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: riverLogger}); err != nil {
-			return fmt.Errorf("creating the River client: %w", err)
+		if err := caseLoader.Register(riverConfig); err != nil {
+			return err
 		}
+	}
+	jobs, err := river.NewClient(riverpgxv5.New(pool), riverConfig)
+	if err != nil {
+		return fmt.Errorf("creating the River client: %w", err)
 	}
 
 	// Engine 3: CommCare enqueuer.
@@ -185,10 +174,16 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		if err != nil {
 			return err
 		}
-		stages = append(stages, stage{"e3", engine.Run})
+		group.addEngine("e3", engine.Run)
 	}
-	if e4Stage.run != nil {
-		stages = append(stages, e4Stage)
+
+	// Engine 4: CommCare case loader.
+	if c.Engines[4] {
+		engine, err := e4.New(c.e4Config(), e4.Deps{Pool: pool, Jobs: jobs, Worker: caseLoader, Logger: logger.Named("e4")})
+		if err != nil {
+			return err
+		}
+		group.addEngine("e4", engine.Run)
 	}
 
 	// Engine 5: CommCare extractor.
@@ -202,118 +197,48 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		if err != nil {
 			return err
 		}
-		stages = append(stages, stage{"e5", engine.Run})
+		group.addEngine("e5", engine.Run)
 	}
 
-	runStage := func(st stage) error {
-		err := st.run(gctx)
-		switch {
-		case err != nil:
-			return fmt.Errorf("%s: %w", st.name, err)
-		case !c.UntilIdle && gctx.Err() == nil:
-			return fmt.Errorf("%s stopped although nothing asked it to", st.name)
-		}
-		logger.Debug("engine stopped", zap.String("engine", st.name))
-		return nil
-	}
-	if c.UntilIdle {
-		// In pipeline order, so that each engine finds what the one before it left.
-		g.Go(func() error {
-			for _, st := range stages {
-				if err := runStage(st); err != nil || gctx.Err() != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	} else {
-		for _, st := range stages {
-			g.Go(func() error { return runStage(st) })
-		}
-	}
-	backgroundCtx, stopBackground := context.WithCancel(gctx)
-	defer stopBackground()
-	backgroundDone := make(chan struct{})
-	go func() {
-		defer close(backgroundDone)
-		if counties != nil {
-			_ = counties.Run(backgroundCtx) // returns nil when stopped
-		}
-	}()
-
-	var httpDone chan error
+	// The ops server: status page, River UI, metrics, health and readiness.
 	var srv *http.Server
-	if c.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", c.HTTPAddr)
+	if ln != nil {
+		uiCtx, stopUI := context.WithCancel(ctx)
+		defer stopUI()
+		ui, err := newRiverUI(uiCtx, jobs, riverLogger, c.RiverUIPassword)
 		if err != nil {
-			cancelEngines()
-			_ = g.Wait()
-			stopBackground()
-			<-backgroundDone
-			return fmt.Errorf("listening on %s (--http-addr): %w", c.HTTPAddr, err)
-		}
-		ui, err := newRiverUI(backgroundCtx, jobs, riverLogger, c.RiverUIPassword)
-		if err != nil {
-			cancelEngines()
-			_ = g.Wait()
-			stopBackground()
-			<-backgroundDone
 			return err
 		}
 		srv = &http.Server{Handler: newOpsHandler(pool, reg, ui), ReadHeaderTimeout: 10 * time.Second}
-		httpDone = make(chan error, 1)
-		go func() { httpDone <- srv.Serve(ln) }()
-		logger.Info("serving the status page, River UI, metrics, health and readiness", zap.String("addr", ln.Addr().String()),
-			zap.String("status_url", "http://"+ln.Addr().String()+"/status"))
-		if ready != nil {
-			ready <- ln.Addr().String()
-		}
-	} else if ready != nil {
-		ready <- ""
 	}
 
-	engineErr := make(chan error, 1)
-	go func() {
-		err := g.Wait()
-		stopBackground()
-		<-backgroundDone
-		engineErr <- err
-	}()
-	select {
-	case err = <-engineErr:
-		if err == nil {
-			logger.Info("all engines idle; exiting")
-		}
-	case <-ctx.Done():
-		logger.Info("signal received; stopping engines", zap.Duration("grace", c.ShutdownGrace))
-		cancelEngines()
-		select {
-		case err = <-engineErr:
-		case <-time.After(c.ShutdownGrace):
-			err = fmt.Errorf("engines did not stop within the %s grace period", c.ShutdownGrace)
-		}
-	}
-
-	if srv != nil {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = srv.Shutdown(shutdownCtx)
-		cancel()
-		if serveErr := <-httpDone; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-			err = errors.Join(err, fmt.Errorf("http server: %w", serveErr))
-		}
-	}
-	if err != nil {
-		logger.Error("stopped with an error", zap.Error(err))
-		return err
-	}
-	logger.Info("stopped")
-	return nil
+	return group.run(ctx, runOptions{
+		untilIdle: c.UntilIdle,
+		grace:     c.ShutdownGrace,
+		logger:    logger,
+		server:    srv,
+		listener:  ln,
+		ready:     hooks.ready,
+	})
 }
 
-// stage is an engine's Run under its name.
-type stage struct {
-	name string
-	run  func(context.Context) error
+// checkSchema applies the migrations when --migrate asks for it, and refuses to run on a schema that is not
+// current.
+func checkSchema(ctx context.Context, c *config, pool *pgxpool.Pool, logger *zap.Logger) error {
+	if c.Migrate {
+		if err := migrate(ctx, pool, logger); err != nil {
+			return err
+		}
+	}
+	pending, err := migrations.Pending(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("the database schema is not current (%s): run `viaduct migrate` first, or pass --migrate",
+			strings.Join(pending, "; "))
+	}
+	return nil
 }
 
 func openPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {

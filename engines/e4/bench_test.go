@@ -71,8 +71,7 @@ func TestBenchE4(t *testing.T) {
 		UntilIdle: true}
 	client, err := commcare.NewClient(fake.ClientConfig())
 	require.NoError(t, err)
-	e, err := New(config, Deps{Pool: db.Pool, CommCare: client, Counties: staticCounties{counties}, Logger: zap.NewNop()})
-	require.NoError(t, err)
+	e := newEngine(t, config, Deps{Pool: db.Pool, CommCare: client, Counties: staticCounties{counties}, Logger: zap.NewNop()})
 
 	rows, err := db.Pool.Query(ctx, `SELECT case_id, county_id FROM index_cases ORDER BY id`)
 	require.NoError(t, err)
@@ -83,7 +82,7 @@ func TestBenchE4(t *testing.T) {
 		params = append(params, river.InsertManyParams{Args: args})
 	}
 	require.NoError(t, rows.Err())
-	_, err = e.Client().InsertManyFast(ctx, params)
+	_, err = e.client.InsertManyFast(ctx, params)
 	require.NoError(t, err)
 	t.Logf("seeded %d cases and their jobs in %s", cases, time.Since(seedStart).Round(time.Millisecond))
 

@@ -92,7 +92,7 @@ func (ch chain) String() string {
 // domain, the case it was transferred to (§5.4). A transfer to a non-participating county leads to the statewide
 // domain. A chain that comes back to a domain it visited ends in a cycle, so a chain is never longer than the
 // number of domains.
-func (w *worker) followTransfers(ctx context.Context, counties *countylist.List, start identifier) chain {
+func (w *Worker) followTransfers(ctx context.Context, counties *countylist.List, start identifier) chain {
 	var ch chain
 	id := start
 	for {
@@ -148,7 +148,7 @@ func destination(counties *countylist.List, fips string) (countylist.County, err
 // fetchCase finds the case id names (§5.5): by its case id; or, after a transfer, by the external id in the
 // destination domain, telling several apart by their transfer_source_case_id; or, when CommCare's search finds
 // none, by a local index case that records the source case id.
-func (w *worker) fetchCase(ctx context.Context, id identifier) (*commcare.Case, error) {
+func (w *Worker) fetchCase(ctx context.Context, id identifier) (*commcare.Case, error) {
 	switch {
 	case id.caseID != "":
 		return w.commcare.GetCase(ctx, id.domain, id.caseID)
@@ -185,7 +185,7 @@ func (w *worker) fetchCase(ctx context.Context, id identifier) (*commcare.Case, 
 // fetchByLocalSource finds the destination through the one local index case whose data records the source case
 // id, in any county, and fetches it from the destination domain; with duplicates, it then follows the
 // destination's duplicate_of_case_id links.
-func (w *worker) fetchByLocalSource(ctx context.Context, id identifier, duplicates bool) (*commcare.Case, error) {
+func (w *Worker) fetchByLocalSource(ctx context.Context, id identifier, duplicates bool) (*commcare.Case, error) {
 	caseIDs, err := casesTransferredFrom(ctx, w.db, id.transferSourceCaseID)
 	if err != nil {
 		return nil, err
@@ -209,7 +209,7 @@ func (w *worker) fetchByLocalSource(ctx context.Context, id identifier, duplicat
 
 // followDuplicates follows duplicate_of_case_id from c to the case that survived the de-duplication. A link to a
 // case CommCare does not have, or back to one already visited, ends the walk at the case that holds it.
-func (w *worker) followDuplicates(ctx context.Context, domain string, c *commcare.Case) (*commcare.Case, error) {
+func (w *Worker) followDuplicates(ctx context.Context, domain string, c *commcare.Case) (*commcare.Case, error) {
 	visited := map[string]bool{}
 	for {
 		next := c.Property("duplicate_of_case_id")

@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 	_ "time/tzdata" // the dates posted are New York dates, wherever the daemon runs
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"go.uber.org/zap"
-	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
@@ -112,29 +109,27 @@ type CommCare interface {
 type Deps struct {
 	// Pool is the database, which also holds River's jobs.
 	Pool *pgxpool.Pool
-	// CommCare is where cases are looked up and posted.
+	// CommCare is where cases are looked up and posted (the Worker's).
 	CommCare CommCare
-	// Counties routes a case to its county's domain.
+	// Counties routes a case to its county's domain (the Worker's).
 	Counties countylist.Provider
-	// Logger is Engine 4's named logger; River logs under its "river" child.
+	// Logger is Engine 4's named logger.
 	Logger *zap.Logger
 	// Metrics records what Engine 4 does; nil records nothing.
 	Metrics *Metrics
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
+
+	// Jobs is the process's River client, built from a config the Worker was registered in (Worker.Register).
+	// The Engine starts it to work the commcare queue and stops it; Engine 3 and River UI share it.
+	Jobs *river.Client[pgx.Tx]
+	// Worker is the registered worker, whose outcomes the Engine logs.
+	Worker *Worker
 }
 
-// Engine is Engine 4, the CommCare case loader: a River client working the commcare queue.
-type Engine struct {
-	config Config
-	deps   Deps
-	logger *zap.Logger
-	client *river.Client[pgx.Tx]
-	worker *worker
-}
-
-// New validates config and returns an Engine ready to Run.
-func New(config Config, deps Deps) (*Engine, error) {
+// NewWorker validates config and returns the River worker that hands cases to CommCare. Register it in the
+// config of the River client before the client is built.
+func NewWorker(config Config, deps Deps) (*Worker, error) {
 	config.setDefaults()
 	errs := []error{config.Validate()}
 	if deps.Pool == nil {
@@ -149,36 +144,65 @@ func New(config Config, deps Deps) (*Engine, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	w, err := newWorker(config, deps, deps.Pool)
-	if err != nil {
-		return nil, err
-	}
-	deps = w.deps
-	workers := river.NewWorkers()
-	if err := river.AddWorkerSafely(workers, w); err != nil {
-		return nil, fmt.Errorf("e4: %w", err)
-	}
-	client, err := river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{
-		FetchCooldown:     min(100*time.Millisecond, config.PollInterval),
-		FetchPollInterval: config.PollInterval,
-		JobTimeout:        config.JobTimeout,
-		// A job left running by a dead daemon is worked again after this (see Config.RescueAfter).
-		RescueStuckJobsAfter: config.RescueAfter,
-		Logger:               slog.New(zapslog.NewHandler(deps.Logger.Core(), zapslog.WithName(deps.Logger.Named("river").Name()))),
-		MaxAttempts:          casedb.CaseLoaderMaxAttempts,
-		Queues:               map[string]river.QueueConfig{casedb.CaseLoaderQueue: {MaxWorkers: config.Concurrency}},
-		RetryPolicy:          config.Retry,
-		Workers:              workers,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("e4: creating the River client: %w", err)
-	}
-	return &Engine{config: config, deps: deps, logger: deps.Logger, client: client, worker: w}, nil
+	return newWorker(config, deps, deps.Pool)
 }
 
-// Client returns the engine's River client, which can also insert jobs and serve River UI.
-func (e *Engine) Client() *river.Client[pgx.Tx] {
-	return e.client
+// Register adds the worker, the commcare queue and the settings Engine 4's jobs need (timeout, rescue, retries,
+// polling) to rc, the config of the process's one River client.
+func (w *Worker) Register(rc *river.Config) error {
+	if rc.Workers == nil {
+		rc.Workers = river.NewWorkers()
+	}
+	if err := river.AddWorkerSafely(rc.Workers, w); err != nil {
+		return fmt.Errorf("e4: %w", err)
+	}
+	if rc.Queues == nil {
+		rc.Queues = map[string]river.QueueConfig{}
+	}
+	rc.Queues[casedb.CaseLoaderQueue] = river.QueueConfig{MaxWorkers: w.config.Concurrency}
+	// A job runs at most this long; a post that hangs is cancelled and retried.
+	rc.JobTimeout = w.config.JobTimeout
+	// River rescues a job left running by a daemon that died only after this; it must outlast the job timeout,
+	// or a live job would be rescued and posted twice.
+	rc.RescueStuckJobsAfter = w.config.RescueAfter
+	rc.MaxAttempts = casedb.CaseLoaderMaxAttempts
+	rc.RetryPolicy = w.config.Retry
+	// River also learns of new jobs by LISTEN/NOTIFY; the poll is the fallback and sets the idle latency.
+	rc.FetchPollInterval = w.config.PollInterval
+	rc.FetchCooldown = min(100*time.Millisecond, w.config.PollInterval)
+	return nil
+}
+
+// Engine is Engine 4, the CommCare case loader: it runs the process's River client, which works the commcare
+// queue with the registered Worker.
+type Engine struct {
+	config Config
+	deps   Deps
+	logger *zap.Logger
+	client *river.Client[pgx.Tx]
+	worker *Worker
+}
+
+// New validates config and returns an Engine ready to Run deps.Jobs with deps.Worker.
+func New(config Config, deps Deps) (*Engine, error) {
+	config.setDefaults()
+	errs := []error{config.Validate()}
+	if deps.Pool == nil {
+		errs = append(errs, errors.New("e4: a database pool is required"))
+	}
+	if deps.Jobs == nil {
+		errs = append(errs, errors.New("e4: a River client is required"))
+	}
+	if deps.Worker == nil {
+		errs = append(errs, errors.New("e4: a registered worker is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	return &Engine{config: config, deps: deps, logger: deps.Logger, client: deps.Jobs, worker: deps.Worker}, nil
 }
 
 // Run works jobs until ctx is done (or, with UntilIdle, until none is left to do soon). Then it stops fetching,

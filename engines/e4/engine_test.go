@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
@@ -28,6 +29,22 @@ func (f *fixture) enqueue(t *testing.T, client *river.Client[pgx.Tx], county int
 	require.NoError(t, err)
 }
 
+// newEngine builds Engine 4 as the daemon does: the worker registered in a River config, one client built from
+// it, and the engine that runs that client.
+func newEngine(t testing.TB, config Config, deps Deps) *Engine {
+	t.Helper()
+	w, err := NewWorker(config, deps)
+	require.NoError(t, err)
+	rc := &river.Config{}
+	require.NoError(t, w.Register(rc))
+	deps.Jobs, err = river.NewClient(riverpgxv5.New(deps.Pool), rc)
+	require.NoError(t, err)
+	deps.Worker = w
+	e, err := New(config, deps)
+	require.NoError(t, err)
+	return e
+}
+
 // runUntilPosting runs e, enqueues a job for caseID in Midsomer, and returns once CommCare has received its post,
 // with the function that stops e and the channel Run's result arrives on.
 func (f *fixture) runUntilPosting(t *testing.T, e *Engine, caseID string) (context.CancelFunc, <-chan error) {
@@ -36,7 +53,7 @@ func (f *fixture) runUntilPosting(t *testing.T, e *Engine, caseID string) (conte
 	t.Cleanup(cancel)
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	f.enqueue(t, e.Client(), 1111, caseID)
+	f.enqueue(t, e.client, 1111, caseID)
 	require.Eventually(t, func() bool {
 		for _, r := range f.cc.Requests() {
 			if r.Method == http.MethodPost {
@@ -67,7 +84,7 @@ func (f *fixture) jobStates(t *testing.T) map[rivertype.JobState]int {
 
 func TestNewReportsEveryProblem(t *testing.T) {
 	t.Parallel()
-	_, err := New(Config{Concurrency: -1, JobTimeout: time.Millisecond, Retry: RetryPolicy{Base: time.Hour, Cap: time.Minute}},
+	_, err := NewWorker(Config{Concurrency: -1, JobTimeout: time.Millisecond, Retry: RetryPolicy{Base: time.Hour, Cap: time.Minute}},
 		Deps{})
 	require.EqualError(t, err, "e4: the CommCare user id is required: forms are submitted as that user\n"+
 		"e4: concurrency -1 is outside 1 to 1,000\n"+
@@ -76,6 +93,11 @@ func TestNewReportsEveryProblem(t *testing.T) {
 		"e4: a database pool is required\n"+
 		"e4: a CommCare client is required\n"+
 		"e4: a county list is required")
+
+	_, err = New(Config{UserID: "user"}, Deps{})
+	require.EqualError(t, err, "e4: a database pool is required\n"+
+		"e4: a River client is required\n"+
+		"e4: a registered worker is required")
 }
 
 // TestEngineDeliversEveryCaseExactlyOnceDespiteFaults runs the engine with River against a fake CommCare that
@@ -113,8 +135,7 @@ func TestEngineDeliversEveryCaseExactlyOnceDespiteFaults(t *testing.T) {
 	config.UntilIdle = true
 	config.Concurrency = 20
 	deps := f.deps(t, client)
-	e, err := New(config, deps)
-	require.NoError(t, err)
+	e := newEngine(t, config, deps)
 	for _, county := range []int64{1111, 9999} {
 		var batch []string
 		for i, id := range ids {
@@ -122,7 +143,7 @@ func TestEngineDeliversEveryCaseExactlyOnceDespiteFaults(t *testing.T) {
 				batch = append(batch, id)
 			}
 		}
-		f.enqueue(t, e.Client(), county, batch...)
+		f.enqueue(t, e.client, county, batch...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -163,8 +184,7 @@ func TestEngineStopLetsPostsInFlightFinish(t *testing.T) {
 	f := newFixture(t, commcaretest.Options{})
 	id := f.addCase(t, "case-1", 1111, map[string]any{"full_name": "Ada"})
 	f.cc.Fail(http.MethodPost, receiverPath, commcaretest.Fault{Delay: 500 * time.Millisecond})
-	e, err := New(testConfig(), f.deps(t, nil))
-	require.NoError(t, err)
+	e := newEngine(t, testConfig(), f.deps(t, nil))
 
 	cancel, done := f.runUntilPosting(t, e, "case-1")
 	cancel()
@@ -183,8 +203,7 @@ func TestEngineStopCancelsPostsThatOutlastTheStopTimeout(t *testing.T) {
 	config := testConfig()
 	config.StopTimeout = 200 * time.Millisecond
 	config.Retry = RetryPolicy{Base: time.Hour, Cap: time.Hour}
-	e, err := New(config, f.deps(t, nil))
-	require.NoError(t, err)
+	e := newEngine(t, config, f.deps(t, nil))
 
 	cancel, done := f.runUntilPosting(t, e, "case-1")
 	stopped := time.Now()

@@ -29,7 +29,7 @@ type payload struct {
 // buildForm makes the form that creates or updates ic and its lab results in the county's domain (§5.10): the
 // patient case owned by the county's location, with the dates of its newest lab result, and each lab result as an
 // extension case of it. All lab results are sent each time; the fingerprint lets an unchanged case be skipped.
-func (w *worker) buildForm(ic *indexCase, labs []labResult, county countylist.County, now time.Time) (payload, error) {
+func (w *Worker) buildForm(ic *indexCase, labs []labResult, county countylist.County, now time.Time) (payload, error) {
 	data := without(ic.data, unassigned)
 	data["owner_id"] = county.LocationID
 	specimen, received := "", ic.insertedAt

@@ -18,7 +18,7 @@ import (
 // the chain, in its domain. That case is found or created locally, for the same person, with the source's lab
 // results it lacks; the source records that its update was rerouted; then the destination is posted like any
 // update.
-func (w *worker) transfer(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs], log *zap.Logger,
+func (w *Worker) transfer(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs], log *zap.Logger,
 	counties *countylist.List, source *indexCase, ch chain) (outcome, error) {
 	final := ch.end()
 	county, ok := counties.ByDomain(final.domain)

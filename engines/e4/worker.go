@@ -39,8 +39,8 @@ type database interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// worker works Engine 4's jobs.
-type worker struct {
+// Worker works Engine 4's jobs.
+type Worker struct {
 	river.WorkerDefaults[casedb.CaseLoaderArgs]
 	config   Config
 	deps     Deps
@@ -52,7 +52,7 @@ type worker struct {
 }
 
 // newWorker returns the worker for config (already defaulted) and deps that uses db.
-func newWorker(config Config, deps Deps, db database) (*worker, error) {
+func newWorker(config Config, deps Deps, db database) (*Worker, error) {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
@@ -63,14 +63,14 @@ func newWorker(config Config, deps Deps, db database) (*worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("e4: loading New York's time zone: %w", err)
 	}
-	return &worker{config: config, deps: deps, db: db, commcare: deps.CommCare, logger: deps.Logger, zone: zone}, nil
+	return &Worker{config: config, deps: deps, db: db, commcare: deps.CommCare, logger: deps.Logger, zone: zone}, nil
 }
 
 // Work hands one index case to CommCare (§5.2, §5.7): it follows the case's transfer chain, then creates or updates
 // the case it ends at, in that case's domain. Its result tells River what next: nil completes the job, a snooze
 // waits out a rate limit without spending an attempt, a cancel gives up on what can never succeed, and any other
 // error is retried by RetryPolicy.
-func (w *worker) Work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]) error {
+func (w *Worker) Work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]) error {
 	start := time.Now()
 	outcome, err := w.work(ctx, job)
 	w.deps.Metrics.observeJob(outcome, time.Since(start))
@@ -90,7 +90,7 @@ const (
 	outcomeFailed    outcome = "failed"
 )
 
-func (w *worker) work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]) (outcome, error) {
+func (w *Worker) work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]) (outcome, error) {
 	args := job.Args
 	log := w.logger.With(zap.String("case_id", args.CaseID), zap.Int64("county_id", args.CountyID),
 		zap.Int64("job_id", job.ID), zap.Int("attempt", job.Attempt))
@@ -172,7 +172,7 @@ const (
 // post sends target, with its lab results, to county's domain, and records the outcome on target. job's case is
 // source (target itself, or the case it was transferred from), as read when the job began. target is read again
 // first, with its newest change, so what is posted is at least as new as that change.
-func (w *worker) post(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs], log *zap.Logger,
+func (w *Worker) post(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs], log *zap.Logger,
 	source, target *indexCase, county countylist.County, act action) (outcome, error) {
 	target, err := loadIndexCase(ctx, w.db, target.caseID)
 	if err != nil {
@@ -244,7 +244,7 @@ func eventData(act action, county countylist.County, now time.Time) map[string]a
 // requeue a case whose newest hand-off is this one, and the change must reach CommCare. The outcome is recorded
 // even when ctx has just ended (the job timed out or the daemon is stopping): the post went through, and
 // forgetting it would post it again.
-func (w *worker) finish(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs], source, target *indexCase,
+func (w *Worker) finish(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs], source, target *indexCase,
 	county countylist.County, data map[string]any, stash string, fp *[32]byte, out outcome) (outcome, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
@@ -292,7 +292,7 @@ func (w *worker) finish(ctx context.Context, job *river.Job[casedb.CaseLoaderArg
 
 // failed records a post that CommCare did not accept and decides what becomes of the job: a 429 snoozes it, an
 // answer that can never change cancels it, anything else is retried.
-func (w *worker) failed(ctx context.Context, log *zap.Logger, target *indexCase, county countylist.County, act action,
+func (w *Worker) failed(ctx context.Context, log *zap.Logger, target *indexCase, county countylist.County, act action,
 	now time.Time, stash string, postErr error) (outcome, error) {
 	data := eventData(act, county, now)
 	var httpErr *commcare.HTTPError
@@ -329,7 +329,7 @@ func (w *worker) failed(ctx context.Context, log *zap.Logger, target *indexCase,
 // mergeFromCommCare merges the case CommCare holds into the local index case (§5.8) under the person's lock:
 // CommCare's values win where it has them, so an update never overwrites a contact tracer's edit; local values
 // fill CommCare's blanks. A change is recorded as updated_from_commcare. It returns the case as stored.
-func (w *worker) mergeFromCommCare(ctx context.Context, id int64, c *commcare.Case, log *zap.Logger) (*indexCase, error) {
+func (w *Worker) mergeFromCommCare(ctx context.Context, id int64, c *commcare.Case, log *zap.Logger) (*indexCase, error) {
 	tx, err := w.db.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("beginning a transaction: %w", err)
