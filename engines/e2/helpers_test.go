@@ -3,11 +3,8 @@ package e2
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+	"github.com/viaduct-nys/viaduct/pkg/testfactory"
 )
 
 // testNow is the clock of every scenario: case_import_date is its New York date.
@@ -135,85 +133,29 @@ func newTestResult() eclrs.TestResult {
 // insert stores tr as Engine 1 would and returns its id.
 func (f *fixture) insert(t *testing.T, tr eclrs.TestResult) int64 {
 	t.Helper()
-	s := func(v string) any {
-		if v == "" {
-			return nil
-		}
-		return v
-	}
-	ts := func(v time.Time) any {
-		if v.IsZero() {
-			return nil
-		}
-		return v
-	}
-	sum := make([]byte, 32)
-	_, _ = rand.Read(sum)
-	var id int64
-	err := f.db.Pool.QueryRow(context.Background(), `INSERT INTO test_results (
-		    file_id, county_id, checksum, patient_key, patient_name_first, patient_name_last, patient_dob, patient_gender,
-		    patient_address_1, patient_city, patient_zip, patient_phone_home_normalized, lab_name,
-		    request_facility_address_1, request_facility_address_2, request_facility_city, request_facility_name,
-		    request_phone_facility_normalized, request_provider_address_1, request_provider_city,
-		    request_provider_name_first, request_provider_name_last, request_collection_date, eclrs_create_date,
-		    result_loinc_code, result_loinc_desc, request_accession_number, result_analysis_date,
-		    request_specimen_source_name, result, employer_name, employer_address, employer_phone, employer_phone_alt,
-		    employee_number, employee_job_title, school_name, school_district, school_code, school_job_class,
-		    school_present, first_test, aoe_date, healthcare_employee, eclrs_symptomatic, eclrs_symptom_onset_date,
-		    eclrs_hospitalized, eclrs_icu, eclrs_congregate_care_resident, eclrs_pregnant)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
-		        $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43,
-		        $44, $45, $46, $47, $48, $49, $50)
-		RETURNING id`,
-		tr.FileID, tr.CountyID, sum, s(tr.PatientKey), s(tr.PatientNameFirst), s(tr.PatientNameLast),
-		ts(tr.PatientDOB), s(tr.PatientGender), s(tr.PatientAddress1), s(tr.PatientCity), s(tr.PatientZip),
-		s(tr.PatientPhoneHomeNormalized), s(tr.LabName), s(tr.RequestFacilityAddress1), s(tr.RequestFacilityAddress2),
-		s(tr.RequestFacilityCity), s(tr.RequestFacilityName), s(tr.RequestPhoneFacilityNormalized),
-		s(tr.RequestProviderAddress1), s(tr.RequestProviderCity), s(tr.RequestProviderNameFirst),
-		s(tr.RequestProviderNameLast), ts(tr.RequestCollectionDate), ts(tr.EclrsCreateDate), s(tr.ResultLOINCCode),
-		s(tr.ResultLOINCDesc), s(tr.RequestAccessionNumber), ts(tr.ResultAnalysisDate),
-		s(tr.RequestSpecimenSourceName), s(tr.Result), s(tr.EmployerName), s(tr.EmployerAddress),
-		s(tr.EmployerPhone), s(tr.EmployerPhoneAlt), s(tr.EmployeeNumber), s(tr.EmployeeJobTitle), s(tr.SchoolName),
-		s(tr.SchoolDistrict), s(tr.SchoolCode), s(tr.SchoolJobClass), s(tr.SchoolPresent), s(tr.FirstTest),
-		ts(tr.AOEDate), s(tr.HealthcareEmployee), s(tr.EclrsSymptomatic), ts(tr.EclrsSymptomOnsetDate),
-		s(tr.EclrsHospitalized), s(tr.EclrsICU), s(tr.EclrsCongregateCareResident), s(tr.EclrsPregnant),
-	).Scan(&id)
-	require.NoError(t, err)
-	return id
+	return testfactory.TestResult(t, context.Background(), f.db.Pool, &testfactory.TestResultOpts{TestResult: tr})
 }
 
 // addPerson stores a person as an earlier run would have.
 func (f *fixture) addPerson(t *testing.T, keys []string, first, last string, dob time.Time) int64 {
 	t.Helper()
-	var id int64
-	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
-		`INSERT INTO people (patient_keys, name_first, name_last, dob) VALUES ($1, $2, $3, $4) RETURNING id`,
-		keys, first, last, dob).Scan(&id))
-	_, err := f.db.Pool.Exec(context.Background(),
-		`INSERT INTO person_keys (patient_key, person_id) SELECT unnest($1::text[]), $2`, keys, id)
-	require.NoError(t, err)
-	return id
+	return testfactory.Person(t, context.Background(), f.db.Pool,
+		&testfactory.PersonOpts{PatientKeys: keys, NameFirst: first, NameLast: last, DOB: dob})
 }
 
 // addCase stores an index case (as Engine 5 might have pulled it from CommCare) and returns its id and case_id.
 func (f *fixture) addCase(t *testing.T, personID, county int64, closed bool, data map[string]any) (int64, string) {
 	t.Helper()
-	var id int64
-	var caseID string
-	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
-		`INSERT INTO index_cases (person_id, county_id, closed, data) VALUES ($1, $2, $3, $4) RETURNING id, case_id`,
-		personID, county, closed, data).Scan(&id, &caseID))
-	return id, caseID
+	c := testfactory.IndexCase(t, context.Background(), f.db.Pool,
+		&testfactory.IndexCaseOpts{PersonID: personID, CountyID: county, Closed: closed, Data: data})
+	return c.ID, c.CaseID
 }
 
 // addLab stores a lab result on an index case.
 func (f *fixture) addLab(t *testing.T, caseID int64, accession string, data map[string]any) int64 {
 	t.Helper()
-	var id int64
-	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
-		`INSERT INTO lab_results (index_case_id, accession_number, data) VALUES ($1, $2, $3) RETURNING id`,
-		caseID, accession, data).Scan(&id))
-	return id
+	return testfactory.LabResult(t, context.Background(), f.db.Pool,
+		&testfactory.LabResultOpts{IndexCaseID: caseID, AccessionNumber: accession, Data: data})
 }
 
 // trEvents lists the event types on a test result in id order.
@@ -328,30 +270,7 @@ func sorted(s []string) []string {
 // generator's rows are distinct) and returns how many it stored.
 func loadExport(t testing.TB, db *pgtest.DB, opts eclrsgen.Options) int {
 	t.Helper()
-	ctx := context.Background()
 	var buf bytes.Buffer
 	require.NoError(t, eclrsgen.Write(&buf, opts))
-	lines := bytes.Split(bytes.TrimRight(buf.Bytes(), "\n"), []byte("\n"))
-	version, err := eclrs.DetectVersion(lines[0])
-	require.NoError(t, err)
-	var id int64
-	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM test_results`).Scan(&id))
-	var copyText []byte
-	for i, line := range lines[1:] {
-		r, err := version.ParseLine(line, i+2)
-		require.NoError(t, err)
-		id++
-		copyText = eclrs.AppendTestResultCopy(copyText, id, 1, &r)
-		copyText = append(copyText[:len(copyText)-1], `	\\x`...)
-		copyText = append(hex.AppendEncode(copyText, r.Checksum[:]), '\n')
-	}
-	conn, err := db.Pool.Acquire(ctx)
-	require.NoError(t, err)
-	defer conn.Release()
-	_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(copyText),
-		`COPY test_results (`+strings.Join(eclrs.TestResultColumns, ", ")+`, checksum) FROM STDIN`)
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, `SELECT setval('test_results_id_seq', $1)`, id)
-	require.NoError(t, err)
-	return len(lines) - 1
+	return testfactory.LoadExport(t, context.Background(), db.Pool, buf.Bytes())
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+	"github.com/viaduct-nys/viaduct/pkg/testfactory"
 )
 
 // The test counties' domains and locations (commcaretest.TestCounties).
@@ -53,8 +54,7 @@ func newFixture(t *testing.T, opts commcaretest.Options) *fixture {
 	require.NoError(t, err)
 	_, err = countylist.Seed(ctx, f.db.Pool, f.counties)
 	require.NoError(t, err)
-	require.NoError(t, f.db.Pool.QueryRow(ctx,
-		`INSERT INTO people (patient_keys, data) VALUES ('{k1}', '{}') RETURNING id`).Scan(&f.person))
+	f.person = testfactory.Person(t, ctx, f.db.Pool, &testfactory.PersonOpts{PatientKeys: []string{"k1"}})
 	return f
 }
 
@@ -72,11 +72,9 @@ type lab struct {
 func (f *fixture) addCase(t *testing.T, caseID string, county int64, data map[string]any, labs ...lab) int64 {
 	t.Helper()
 	ctx := context.Background()
-	var id int64
-	require.NoError(t, f.db.Pool.QueryRow(ctx, `INSERT INTO index_cases (person_id, county_id, case_id, data)
-		VALUES ($1, $2, $3, $4) RETURNING id`, f.person, county, caseID, data).Scan(&id))
-	_, err := casedb.RecordEvent(ctx, f.db.Pool, id, casedb.EventIndexCaseCreated, nil, "")
-	require.NoError(t, err)
+	id := testfactory.IndexCase(t, ctx, f.db.Pool,
+		&testfactory.IndexCaseOpts{PersonID: f.person, CountyID: county, CaseID: caseID, Data: data}).ID
+	testfactory.Event(t, ctx, f.db.Pool, &testfactory.EventOpts{IndexCaseID: id, Type: casedb.EventIndexCaseCreated})
 	for _, l := range labs {
 		f.addLab(t, id, l)
 	}
@@ -86,11 +84,9 @@ func (f *fixture) addCase(t *testing.T, caseID string, county int64, data map[st
 func (f *fixture) addLab(t *testing.T, indexCaseID int64, l lab) {
 	t.Helper()
 	ctx := context.Background()
-	_, err := f.db.Pool.Exec(ctx, `INSERT INTO lab_results (index_case_id, accession_number, data) VALUES ($1, $2, $3)`,
-		indexCaseID, l.accession, l.data)
-	require.NoError(t, err)
-	_, err = casedb.RecordEvent(ctx, f.db.Pool, indexCaseID, casedb.EventLabResultCreated, nil, "")
-	require.NoError(t, err)
+	testfactory.LabResult(t, ctx, f.db.Pool,
+		&testfactory.LabResultOpts{IndexCaseID: indexCaseID, AccessionNumber: l.accession, Data: l.data})
+	testfactory.Event(t, ctx, f.db.Pool, &testfactory.EventOpts{IndexCaseID: indexCaseID, Type: casedb.EventLabResultCreated})
 }
 
 // testConfig is a configuration for tests: retries in milliseconds.

@@ -12,19 +12,18 @@ import (
 
 	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+	"github.com/viaduct-nys/viaduct/pkg/testfactory"
 )
 
 func TestFindAndLockIndexCase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
-	var person, want int64
-	require.NoError(t, db.Pool.QueryRow(ctx, `INSERT INTO people (patient_keys, name_first, name_last, dob)
-		VALUES ('{k}', 'ADA', 'LOVELACE', '1815-12-10') RETURNING id`).Scan(&person))
-	_, err := db.Pool.Exec(ctx, `INSERT INTO counties (id) VALUES (1111)`)
-	require.NoError(t, err)
-	require.NoError(t, db.Pool.QueryRow(ctx, `INSERT INTO index_cases (person_id, county_id, case_id, data, closed)
-		VALUES ($1, 1111, 'known', '{"interviewed": "no"}', true) RETURNING id`, person).Scan(&want))
+	person := testfactory.Person(t, ctx, db.Pool, &testfactory.PersonOpts{PatientKeys: []string{"k"},
+		NameFirst: "ADA", NameLast: "LOVELACE", DOB: time.Date(1815, 12, 10, 0, 0, 0, 0, time.UTC)})
+	testfactory.County(t, ctx, db.Pool, 1111)
+	want := testfactory.IndexCase(t, ctx, db.Pool, &testfactory.IndexCaseOpts{PersonID: person, CountyID: 1111,
+		CaseID: "known", Data: map[string]any{"interviewed": "no"}, Closed: true}).ID
 
 	tx, err := db.Pool.Begin(ctx)
 	require.NoError(t, err)
