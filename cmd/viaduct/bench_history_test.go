@@ -387,7 +387,7 @@ func waitHandedOff(t *testing.T, ctx context.Context, pool *pgxpool.Pool, cases,
 	}
 }
 
-// statusPageFresh is how long the /status page serves a report before reading a new one (statuspage.go).
+// statusPageFresh is how long the /status page serves a report before reading a new one (cacheFor in pkg/status/report).
 const statusPageFresh = 10 * time.Second
 
 // readStatusPage starts a daemon with the ops listener on a free port and Engine 2 (idle: every result is

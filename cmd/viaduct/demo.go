@@ -21,6 +21,7 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
+	"github.com/viaduct-nys/viaduct/pkg/status/report"
 )
 
 // runDemo is `make demo`: the whole story on the daemon's real path, with local stand-ins. It starts S3 and SQS
@@ -157,7 +158,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	defer pool.Close()
 
 	// 1. The exports flow through Engines 1 to 4 into CommCare.
-	settled := func(_ context.Context, r *statusReport) (bool, error) {
+	settled := func(_ context.Context, r *report.Status) (bool, error) {
 		return r.E1.Files[eclrs.FileImported]+r.E1.Files[eclrs.FileSkipped]+r.E1.Files[eclrs.FileFailed] >= 2 &&
 			r.E2.Waiting == 0 && r.E3.Waiting == 0 && r.E4.Jobs["completed"] > 0 &&
 			r.E4.Queued()+r.E4.Jobs["running"] == 0, nil
@@ -173,7 +174,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "\nA contact tracer set interview_status=completed on case %s in %s.\n",
 		edited.caseID, edited.domain)
-	back := func(ctx context.Context, _ *statusReport) (bool, error) {
+	back := func(ctx context.Context, _ *report.Status) (bool, error) {
 		var status string
 		err := pool.QueryRow(ctx, `SELECT coalesce(data->>'interview_status', '') FROM index_cases WHERE case_id = $1`,
 			edited.caseID).Scan(&status)
@@ -213,7 +214,7 @@ const (
 // demoWait waits until cond says the demo can go on, printing where the pipeline stands every few seconds. It
 // fails if the daemon stops or ten minutes pass.
 func demoWait(ctx context.Context, pool *pgxpool.Pool, daemonDone <-chan error, w io.Writer, what string,
-	cond func(context.Context, *statusReport) (bool, error)) error {
+	cond func(context.Context, *report.Status) (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	tick := time.NewTicker(500 * time.Millisecond)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"html"
 	"image"
 	"image/png"
@@ -22,13 +21,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+	"github.com/viaduct-nys/viaduct/pkg/status/report"
 )
 
 // seedStatus puts one of each thing the status page reports into pool, with the reasons the engines really write:
@@ -191,24 +190,24 @@ func TestStatusPage(t *testing.T) {
 		t.Parallel()
 		code, body := get(t, srv.URL+"/status?format=json")
 		require.Equal(t, http.StatusOK, code)
-		var report statusReport
-		require.NoError(t, json.Unmarshal([]byte(body), &report), body)
+		var got report.Status
+		require.NoError(t, json.Unmarshal([]byte(body), &got), body)
 		elapsed := time.Since(began)
-		require.False(t, report.AsOf.Before(seeded), "read after seeding")
-		require.False(t, report.AsOf.After(seeded.Add(elapsed)), "read within the %s since seeding began", elapsed)
-		require.Equal(t, int64(1), report.E1.ImportedLastHour)
-		require.Equal(t, int64(2), report.E3.Waiting)
-		require.NotNil(t, report.E3.OldestWaiting)
-		require.True(t, report.E3.OldestWaiting.Equal(seeded.Add(-20*time.Minute)), "waiting since the change after the hand-off")
-		require.InDelta(t, report.AsOf.Sub(*report.E3.OldestWaiting).Seconds(), report.E3.OldestWaitingAge, 1e-6,
+		require.False(t, got.AsOf.Before(seeded), "read after seeding")
+		require.False(t, got.AsOf.After(seeded.Add(elapsed)), "read within the %s since seeding began", elapsed)
+		require.Equal(t, int64(1), got.E1.ImportedLastHour)
+		require.Equal(t, int64(2), got.E3.Waiting)
+		require.NotNil(t, got.E3.OldestWaiting)
+		require.True(t, got.E3.OldestWaiting.Equal(seeded.Add(-20*time.Minute)), "waiting since the change after the hand-off")
+		require.InDelta(t, got.AsOf.Sub(*got.E3.OldestWaiting).Seconds(), got.E3.OldestWaitingAge, 1e-6,
 			"the age is taken on the snapshot's clock")
-		require.Equal(t, int64(1), report.E2.FailedLastHour)
-		require.Len(t, report.E2.Failures, 1)
-		require.Equal(t, int64(2), report.E2.Failures[0].Count, "both within the day")
-		require.Len(t, report.E5.Failures, 1)
-		require.Equal(t, int64(1), report.E4.RateLimited)
+		require.Equal(t, int64(1), got.E2.FailedLastHour)
+		require.Len(t, got.E2.Failures, 1)
+		require.Equal(t, int64(2), got.E2.Failures[0].Count, "both within the day")
+		require.Len(t, got.E5.Failures, 1)
+		require.Equal(t, int64(1), got.E4.RateLimited)
 		var rejected int64
-		for _, f := range report.E4.Failures {
+		for _, f := range got.E4.Failures {
 			if strings.HasPrefix(f.Reason, "given up: ") {
 				rejected = f.Count
 			}
@@ -316,45 +315,4 @@ func checkScreenshot(t *testing.T, path string) {
 	require.Greater(t, failing, 20_000, "failing rows are red")
 	require.Greater(t, ok, 1_000, "healthy engines are marked green")
 	require.Greater(t, dark, 5_000, "the page has text")
-}
-
-// TestStatusCacheNeverWaitsOnSlowCounting: once a report exists, a request is answered with it (and a note saying
-// so) when a newer read is slow or fails, never with an error; the read that was slow is served once it ends.
-func TestStatusCacheNeverWaitsOnSlowCounting(t *testing.T) {
-	t.Parallel()
-	reads := make(chan func() (*statusReport, error))
-	c := &statusCache{wait: 0, read: func(context.Context) (*statusReport, error) { return (<-reads)() }}
-	first := &statusReport{AsOf: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-
-	got := make(chan *statusReport)
-	go func() {
-		r, err := c.get(t.Context())
-		assert.NoError(t, err)
-		got <- r
-	}()
-	reads <- func() (*statusReport, error) { return first, nil }
-	require.Same(t, first, <-got, "with nothing to show, the first request waits for the read")
-
-	c.mu.Lock()
-	c.readAt = time.Time{} // stale
-	c.mu.Unlock()
-	r, err := c.get(t.Context()) // starts a read, which blocks on reads
-	require.NoError(t, err)
-	require.Equal(t, first.AsOf, r.AsOf)
-	require.Contains(t, r.Note, "Counting is taking longer than")
-	require.Empty(t, first.Note, "the cached report itself is not marked")
-
-	second := &statusReport{AsOf: first.AsOf.Add(time.Minute)}
-	reads <- func() (*statusReport, error) { return second, nil }
-	require.Eventually(t, func() bool { r, err := c.get(t.Context()); return err == nil && r == second },
-		10*time.Second, time.Millisecond, "the slow read is served once it ends")
-
-	c.mu.Lock()
-	c.readAt, c.triedAt = time.Time{}, time.Time{}
-	c.mu.Unlock()
-	go func() { reads <- func() (*statusReport, error) { return nil, errors.New("connection refused") } }()
-	require.Eventually(t, func() bool {
-		r, err := c.get(t.Context())
-		return err == nil && strings.Contains(r.Note, "The last read of the status failed (connection refused)")
-	}, 10*time.Second, time.Millisecond, "a failed read shows the last report with the error")
 }

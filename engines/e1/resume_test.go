@@ -81,7 +81,7 @@ func TestFailedAttemptsAreResumed(t *testing.T) {
 		require.EqualValues(t, 3, s3.reads.Load())
 		require.Contains(t, f.FailureReason, "gave up after 3 attempts; the last failed with: reading s3://")
 		require.Contains(t, f.FailureReason, "connection reset by peer")
-		s, err := eclrs.Summarize(ctx, db.Pool, nil)
+		s, err := Summarize(ctx, db.Pool, nil)
 		require.NoError(t, err)
 		require.EqualValues(t, 1, s.FailedLastHour, "Engine 1 is red")
 	})

@@ -1,4 +1,4 @@
-package eclrs
+package e1
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/status"
 	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
@@ -23,9 +24,9 @@ type Summary struct {
 	// Counties counts counties rows.
 	Counties int64 `json:"counties"`
 	// LastImported is the most recently completed import, if any.
-	LastImported *File `json:"last_imported,omitempty"`
+	LastImported *eclrs.File `json:"last_imported,omitempty"`
 	// LastFailed is the most recent failed file, if any.
-	LastFailed *File `json:"last_failed,omitempty"`
+	LastFailed *eclrs.File `json:"last_failed,omitempty"`
 	// ImportedLastHour, FailedLastHour and RowErrorsLastHour count the files imported and failed, and the malformed
 	// rows recorded, in the last hour.
 	ImportedLastHour  int64 `json:"imported_last_hour"`
@@ -41,9 +42,11 @@ type Summary struct {
 	Failures []status.Failure `json:"failures"`
 }
 
-// Summarize reads the Summary in one snapshot; counts are the tallies read in the same one.
-func Summarize(ctx context.Context, db DBTX, counts tally.Counts) (*Summary, error) {
-	s := &Summary{Files: map[string]int64{FileImporting: 0, FileImported: 0, FileFailed: 0, FileSkipped: 0}}
+// Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up. counts are the
+// tallies read in the same transaction.
+func Summarize(ctx context.Context, db eclrs.DBTX, counts tally.Counts) (*Summary, error) {
+	s := &Summary{Files: map[string]int64{eclrs.FileImporting: 0, eclrs.FileImported: 0, eclrs.FileFailed: 0,
+		eclrs.FileSkipped: 0}}
 	rows, err := db.Query(ctx, `SELECT status, count(*) FROM files GROUP BY status`)
 	if err != nil {
 		return nil, fmt.Errorf("counting files: %w", err)
@@ -71,7 +74,8 @@ func Summarize(ctx context.Context, db DBTX, counts tally.Counts) (*Summary, err
 		    (SELECT count(*) FROM files WHERE status = $2 AND processing_completed_at > now() - interval '1 hour'),
 		    (SELECT count(*) FROM file_row_errors WHERE inserted_at > now() - interval '1 hour'),
 		    (SELECT min(inserted_at) FROM files WHERE status = $3),
-		    (SELECT coalesce(extract(epoch FROM now() - min(inserted_at)), 0)::float8 FROM files WHERE status = $3)`, FileImported, FileFailed, FileImporting).
+		    (SELECT coalesce(extract(epoch FROM now() - min(inserted_at)), 0)::float8 FROM files WHERE status = $3)`,
+		eclrs.FileImported, eclrs.FileFailed, eclrs.FileImporting).
 		Scan(&s.ImportedLastHour, &s.FailedLastHour, &s.RowErrorsLastHour, &s.OldestImporting, &s.OldestImportingAge)
 	if err != nil {
 		return nil, fmt.Errorf("counting the last hour's files: %w", err)
@@ -82,25 +86,31 @@ func Summarize(ctx context.Context, db DBTX, counts tally.Counts) (*Summary, err
 		UNION ALL
 		SELECT CASE field WHEN '' THEN 'malformed rows' ELSE 'malformed rows: field ' || field END
 		       || ' (line and reason in file_row_errors)', count(*), max(inserted_at) FROM file_row_errors
-		 WHERE inserted_at > now() - interval '`+status.FailureWindow+`' GROUP BY field`, FileFailed)
+		 WHERE inserted_at > now() - interval '`+status.FailureWindow+`' GROUP BY field`, eclrs.FileFailed)
 	if err != nil {
 		return nil, fmt.Errorf("reading Engine 1's failures: %w", err)
 	}
-	if s.LastImported, err = lastFile(ctx, db, FileImported); err != nil {
+	if s.LastImported, err = lastFile(ctx, db, eclrs.FileImported); err != nil {
 		return nil, err
 	}
-	if s.LastFailed, err = lastFile(ctx, db, FileFailed); err != nil {
+	if s.LastFailed, err = lastFile(ctx, db, eclrs.FileFailed); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func lastFile(ctx context.Context, db DBTX, status string) (*File, error) {
-	f, err := scanFile(db.QueryRow(ctx, `SELECT `+fileColumns+` FROM files WHERE status = $1
-		ORDER BY processing_completed_at DESC NULLS LAST, id DESC LIMIT 1`, status))
+// lastFile returns the file in status completed last, nil when there is none.
+func lastFile(ctx context.Context, db eclrs.DBTX, status string) (*eclrs.File, error) {
+	var id int64
+	err := db.QueryRow(ctx, `SELECT id FROM files WHERE status = $1
+		ORDER BY processing_completed_at DESC NULLS LAST, id DESC LIMIT 1`, status).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the last %s file: %w", status, err)
+	}
+	f, err := eclrs.GetFile(ctx, db, id)
 	if err != nil {
 		return nil, fmt.Errorf("reading the last %s file: %w", status, err)
 	}
