@@ -20,6 +20,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/viaduct-nys/viaduct/pkg/advisory"
 )
 
 // FS holds the SQL migrations.
@@ -27,9 +28,8 @@ import (
 //go:embed *.sql
 var FS embed.FS
 
-// lockKey is the advisory lock every migrator takes; the string is hashed by PostgreSQL so it cannot collide with
-// River's own numeric keys by accident.
-const lockKey = "viaduct:migrate"
+// lockKey is the advisory lock every migrator takes.
+var lockKey = advisory.Key(advisory.Migrate)
 
 // lockPollInterval is how often a waiting migrator retries the lock. Waiting in pg_advisory_lock instead would hold a
 // snapshot that CREATE INDEX CONCURRENTLY in the running migrator waits on: an undetectable deadlock.
@@ -64,7 +64,7 @@ func Up(ctx context.Context, pool *pgxpool.Pool) (*Result, error) {
 		// A fresh context: the lock must be released even when ctx was cancelled mid-migration.
 		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, err := lockConn.Exec(unlockCtx, "SELECT pg_advisory_unlock(hashtext($1))", lockKey); err != nil {
+		if _, err := lockConn.Exec(unlockCtx, "SELECT pg_advisory_unlock($1)", lockKey); err != nil {
 			// The session still holds the lock; dropping the connection releases it.
 			_ = lockConn.Conn().Close(unlockCtx)
 		}
@@ -143,7 +143,7 @@ func acquireLock(ctx context.Context, conn *pgx.Conn) (time.Duration, error) {
 	defer ticker.Stop()
 	for {
 		var ok bool
-		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext($1))", lockKey).Scan(&ok); err != nil {
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", lockKey).Scan(&ok); err != nil {
 			return time.Since(start), fmt.Errorf("taking the migration lock: %w", err)
 		}
 		if ok {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/viaduct-nys/viaduct/pkg/advisory"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
@@ -108,7 +109,7 @@ func NewImporter(config ImporterConfig, pool *pgxpool.Pool, logger *zap.Logger, 
 // importLock serialises imports across every daemon on the database. Exports are full rolling windows, so there is
 // nothing to gain from importing two at once, and one importer at a time lets rows go in by COPY without racing
 // another importer for the same checksum.
-const importLock = "viaduct:e1:import"
+var importLock = advisory.Key(advisory.E1Import)
 
 // Import imports obj. All of the file's rows, its malformed-row records and its files row commit in one
 // transaction: a crash at any point leaves the database as it was, and the retry starts clean.
@@ -136,7 +137,7 @@ func (im *Importer) Import(ctx context.Context, obj eclrs.Object, open OpenFunc)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
 
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, importLock); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, importLock); err != nil {
 		return nil, fmt.Errorf("waiting for other imports: %w", err)
 	}
 	status, err := eclrs.LockFile(ctx, tx, f.ID)

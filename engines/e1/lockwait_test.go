@@ -32,7 +32,7 @@ func TestLockWaitSpendsNoReceives(t *testing.T) {
 	other, err := db.Pool.Begin(ctx)
 	require.NoError(t, err)
 	defer other.Rollback(ctx) //nolint:errcheck
-	_, err = other.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, importLock)
+	_, err = other.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, importLock)
 	require.NoError(t, err)
 
 	const key = "waiting.txt"

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/viaduct-nys/viaduct/pkg/advisory"
 	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"go.uber.org/zap"
@@ -193,12 +194,12 @@ func (b *batch) load(ctx context.Context, tx pgx.Tx, plans []plan) error {
 		// unique indexes on person_keys and on people's name and date of birth make a duplicate person impossible
 		// whatever the locks, by failing the later batch, which is then tried again.
 		if p.name != nil {
-			lockKeys = append(lockKeys, casedb.NameLock(p.name.dob, p.name.last, p.name.first))
+			lockKeys = append(lockKeys, advisory.PersonName(p.name.dob, p.name.last, p.name.first))
 			dobs = append(dobs, pgtype.Date{Time: p.name.dob, Valid: true})
 			lasts = append(lasts, p.name.last)
 			firsts = append(firsts, p.name.first)
 		} else if p.tr.PatientKey != "" {
-			lockKeys = append(lockKeys, casedb.KeyLock(p.tr.PatientKey))
+			lockKeys = append(lockKeys, advisory.PersonKey(p.tr.PatientKey))
 		}
 	}
 	if need == 0 {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/viaduct-nys/viaduct/pkg/advisory"
 	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 )
@@ -149,7 +150,7 @@ func (e *Engine) create(ctx context.Context, tx pgx.Tx, c *commcare.Case, fips i
 		// Without a name and date of birth no person can be matched or made; the original skipped these too.
 		return outcomeSkipped, nil
 	}
-	if err := casedb.LockIdentities(ctx, tx, []int64{casedb.NameLock(dob, last, first)}); err != nil {
+	if err := casedb.LockIdentities(ctx, tx, []int64{advisory.PersonName(dob, last, first)}); err != nil {
 		return 0, err
 	}
 	// Found or made in one statement: under the identity lock nobody else makes this person meanwhile.

@@ -1,7 +1,7 @@
 // Package casedb is the contract of the case tables that Engines 2–5 share: people and person_keys, index_cases,
 // lab_results, events and their join tables. It holds what every writer of those tables must agree on:
 //
-//   - the locks a writer takes and their order: identities (LockIdentities with NameLock and KeyLock) before people
+//   - the locks a writer takes and their order: identities (LockIdentities, with advisory.PersonName and PersonKey) before people
 //     (LockPeople) before index case rows (LockIndexCase, FindAndLockIndexCase);
 //   - the event vocabulary (EventIndexCaseCreated …) with which engine writes and which reads each, how an event is
 //     recorded (RecordEvent), and which events are changes and which hand-offs (ChangeEventTypes, HandOffEventTypes,

@@ -3,11 +3,10 @@ package casedb
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
+
+	"github.com/viaduct-nys/viaduct/pkg/advisory"
 )
 
 // LockPeople takes a transaction-scoped advisory lock on each person, in ascending id order. Every engine that
@@ -17,7 +16,7 @@ import (
 func LockPeople(ctx context.Context, tx DBTX, ids []int64) error {
 	keys := make([]int64, len(ids))
 	for i, id := range ids {
-		keys[i] = LockKey("viaduct:person:" + strconv.FormatInt(id, 10))
+		keys[i] = advisory.Person(id)
 	}
 	if err := lockSorted(ctx, tx, keys); err != nil {
 		return fmt.Errorf("locking people: %w", err)
@@ -64,33 +63,15 @@ func lockPersonThenRow(ctx context.Context, tx DBTX, id int64, people []int64, c
 	return nil
 }
 
-// NameLock and KeyLock are the advisory lock keys of a person identity: a date of birth with the upper-cased last
-// name and first token of the first name, or a patient key. Every engine that may create a person (Engine 2 from
-// test results, Engine 5 from CommCare) takes them with LockIdentities before it looks the person up, so two
-// writers never both decide the person is new. Identities are locked before people (LockPeople), by everyone.
-func NameLock(dob time.Time, last, first string) int64 {
-	return LockKey("viaduct:person-name:" + dob.Format(time.DateOnly) + "|" + last + "|" + first)
-}
-
-// KeyLock: see NameLock.
-func KeyLock(patientKey string) int64 {
-	return LockKey("viaduct:person-key:" + patientKey)
-}
-
-// LockIdentities takes transaction-scoped advisory locks on the identity keys (NameLock, KeyLock), in one sorted
-// sweep.
+// LockIdentities takes transaction-scoped advisory locks on person identities (advisory.PersonName,
+// advisory.PersonKey), in one sorted sweep. Every engine that may create a person (Engine 2 from test results,
+// Engine 5 from CommCare) takes them before it looks the person up, so two writers never both decide the person is
+// new. Identities are locked before people (LockPeople), by everyone.
 func LockIdentities(ctx context.Context, tx DBTX, keys []int64) error {
 	if err := lockSorted(ctx, tx, keys); err != nil {
 		return fmt.Errorf("locking patient identities: %w", err)
 	}
 	return nil
-}
-
-// lockKey maps a lock name to a PostgreSQL advisory lock key.
-func LockKey(name string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	return int64(h.Sum64())
 }
 
 // lockSorted takes transaction-scoped advisory locks on keys in ascending order, once each: taking them in one

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/viaduct-nys/viaduct/migrations"
+	"github.com/viaduct-nys/viaduct/pkg/advisory"
 )
 
 // DefaultURL is the server used when neither TEST_DATABASE_URL nor DATABASE_URL is set: the local PostgreSQL that
@@ -119,10 +120,10 @@ func ensureTemplate(ctx context.Context) (string, error) {
 	defer admin.Close(ctx)
 
 	// Blocking is fine here: the lock holder runs no CREATE INDEX CONCURRENTLY on this connection's behalf.
-	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock(hashtext('viaduct:pgtest:template'))"); err != nil {
+	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock($1)", advisory.Key(advisory.TestTemplate)); err != nil {
 		return "", err
 	}
-	defer admin.Exec(ctx, "SELECT pg_advisory_unlock(hashtext('viaduct:pgtest:template'))") //nolint:errcheck
+	defer admin.Exec(ctx, "SELECT pg_advisory_unlock($1)", advisory.Key(advisory.TestTemplate)) //nolint:errcheck
 
 	var exists bool
 	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
