@@ -170,7 +170,7 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 
 	// Engine 3: CommCare enqueuer.
 	if c.Engines[3] {
-		engine, err := e3.New(c.e3Config(), e3.Deps{Pool: pool, Jobs: jobs, Logger: logger.Named("e3")})
+		engine, err := e3.New(c.e3Config(), e3.Deps{Pool: pool, Jobs: jobs, Logger: logger.Named("e3"), Metrics: e3.NewMetrics(reg)})
 		if err != nil {
 			return err
 		}

@@ -18,15 +18,21 @@ type claimed struct {
 	attempts int
 }
 
-// unfinished is the data-at-rest contract with Engine 1: test result tr has no finished event (processed or
-// processing_failed). $1 is a lower bound on tr.id; repeating it on f.test_result_id lets the anti-join start both
-// of its index scans there instead of reading every finished result from the first.
-const unfinished = `NOT EXISTS (SELECT 1 FROM test_result_events f
-	                 WHERE f.test_result_id = tr.id AND f.finished AND f.test_result_id > $1)`
+// unfinished is the data-at-rest contract with Engine 1, as SQL: test result tr has no finished event (processed or
+// processing_failed). above is a SQL expression below every id the caller asks about (tr.id > above); repeating it
+// on f.test_result_id lets the anti-join start both of its index scans there instead of reading every finished
+// result from the first.
+func unfinished(above string) string {
+	return `NOT EXISTS (SELECT 1 FROM test_result_events f
+	                 WHERE f.test_result_id = tr.id AND f.finished AND f.test_result_id > ` + above + `)`
+}
 
-// readyCondition: a test result is ready when it is unfinished and not waiting for a retry.
-const readyCondition = unfinished + `
+// ready is the rule for what Engine 2 may claim, as SQL: test result tr is unfinished (above as for unfinished) and
+// not waiting for a retry.
+func ready(above string) string {
+	return unfinished(above) + `
 	AND NOT EXISTS (SELECT 1 FROM test_result_attempts w WHERE w.test_result_id = tr.id AND w.next_attempt_at > now())`
+}
 
 // claimAfter locks up to limit ready test results from the worker's share, in id order: first those below the
 // floor that wait for a retry which is now due, then those above the floor. The share is the results whose patient
@@ -35,20 +41,20 @@ const readyCondition = unfinished + `
 // and daemons never take the same result.
 func claimAfter(ctx context.Context, tx pgx.Tx, floor int64, limit, worker, workers int) ([]claimed, error) {
 	const share = `($3 = 1 OR abs(hashtext(coalesce(tr.patient_key, '')) % $3) = $4)`
-	retries, err := claim(ctx, tx, `tr.id <= $5 AND tr.id IN (SELECT a.test_result_id FROM test_result_attempts a
-		  WHERE a.test_result_id <= $5 AND a.next_attempt_at <= now())
-		AND `+readyCondition+` AND `+share+` ORDER BY tr.id LIMIT $2`, int64(0), limit, workers, worker, floor)
+	retries, err := claim(ctx, tx, `tr.id <= $1 AND tr.id IN (SELECT a.test_result_id FROM test_result_attempts a
+		  WHERE a.test_result_id <= $1 AND a.next_attempt_at <= now())
+		AND `+ready("0")+` AND `+share+` ORDER BY tr.id LIMIT $2`, floor, limit, workers, worker)
 	if err != nil || len(retries) == limit {
 		return retries, err
 	}
-	fresh, err := claim(ctx, tx, `tr.id > $1 AND `+readyCondition+` AND `+share+`
+	fresh, err := claim(ctx, tx, `tr.id > $1 AND `+ready("$1")+` AND `+share+`
 		ORDER BY tr.id LIMIT $2`, floor, limit-len(retries), workers, worker)
 	return append(retries, fresh...), err
 }
 
 // claimIDs locks the given test results if they are still ready.
 func claimIDs(ctx context.Context, tx pgx.Tx, ids []int64) ([]claimed, error) {
-	return claim(ctx, tx, `tr.id = ANY($2) AND tr.id > $1 AND `+readyCondition+` ORDER BY tr.id`, int64(0), ids)
+	return claim(ctx, tx, `tr.id = ANY($1) AND `+ready("0")+` ORDER BY tr.id`, ids)
 }
 
 func claim(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]claimed, error) {
@@ -119,7 +125,7 @@ func nextFloor(ctx context.Context, db eclrs.DBTX, floor int64) (int64, error) {
 	var next int64
 	err := db.QueryRow(ctx, `SELECT coalesce(
 		    (SELECT tr.id - 1 FROM test_results tr
-		      WHERE tr.id > $1 AND `+unfinished+`
+		      WHERE tr.id > $1 AND `+unfinished("$1")+`
 		        AND NOT EXISTS (SELECT 1 FROM test_result_attempts a WHERE a.test_result_id = tr.id)
 		      ORDER BY tr.id LIMIT 1),
 		    (SELECT coalesce(max(id), 0) FROM test_results))`, floor).Scan(&next)
@@ -148,11 +154,10 @@ const floorSaveInterval = time.Second
 
 // waitingResults selects the unfinished test results (id, inserted_at) given the stored claim floor $1: those above
 // it, and those below it that wait for a retry. The status page counts them; it costs what is above the floor.
-const waitingResults = `SELECT tr.id, tr.inserted_at FROM test_results tr WHERE tr.id > $1 AND ` + unfinished + `
+var waitingResults = `SELECT tr.id, tr.inserted_at FROM test_results tr WHERE tr.id > $1 AND ` + unfinished("$1") + `
 	UNION ALL
 	SELECT tr.id, tr.inserted_at FROM test_result_attempts a JOIN test_results tr ON tr.id = a.test_result_id
-	 WHERE a.test_result_id <= $1
-	   AND NOT EXISTS (SELECT 1 FROM test_result_events f WHERE f.test_result_id = tr.id AND f.finished)`
+	 WHERE a.test_result_id <= $1 AND ` + unfinished("0")
 
 // storedFloor reads the claim floor every daemon has reached.
 func storedFloor(ctx context.Context, db eclrs.DBTX) (int64, error) {

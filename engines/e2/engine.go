@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
+	"github.com/viaduct-nys/viaduct/pkg/poll"
 	"go.uber.org/zap"
 )
 
@@ -23,7 +24,8 @@ type Config struct {
 	// Workers is how many batches run at once, each in its own transaction. Defaults to 2.
 	Workers int
 	// PollInterval is how long an idle worker waits before looking again; a NOTIFY from Engine 1 cuts the wait
-	// short. Defaults to 5 seconds.
+	// short. Defaults to 5 seconds. After a failed batch a worker waits about PollInterval (at most a minute), then
+	// about twice as long after each further failure in a row, up to a minute, with jitter (see poll.Config).
 	PollInterval time.Duration
 	// MaxAttempts is how many times a test result is tried before it is marked processing_failed. Defaults to 8.
 	MaxAttempts int
@@ -104,6 +106,10 @@ type Deps struct {
 
 // Engine is Engine 2, the ECLRS → CommCare transformer.
 type Engine struct {
+	// TestSignals are signalled as the engine runs; the zero value signals nothing. Tests call TestSignals.Init
+	// before Run.
+	TestSignals TestSignals
+
 	config Config
 	deps   Deps
 	logger *zap.Logger
@@ -115,6 +121,20 @@ type Engine struct {
 	floorRead    bool // floor includes the stored one
 	floorSavedAt time.Time
 	stats        Stats
+}
+
+// TestSignals are what Engine 2 signals for tests to wait on.
+type TestSignals struct {
+	// Listening is signalled each time LISTEN has taken effect, after idle workers were woken to look once more.
+	Listening poll.Signal[struct{}]
+	// Poll is every worker's loop: PassDone is signalled after each batch.
+	Poll poll.TestSignals
+}
+
+// Init readies every signal for tb. Only tests call it.
+func (ts *TestSignals) Init(tb poll.TB) {
+	ts.Listening.Init(tb)
+	ts.Poll.Init(tb)
 }
 
 // Stats are an engine's totals since it started, for logs and benchmarks.
@@ -206,30 +226,29 @@ func (e *Engine) Run(parent context.Context) error {
 	return nil
 }
 
-// work is one worker's loop: claim and process batches back to back while they come back full, then wait for a
-// NOTIFY or the poll interval.
+// work is one worker's loop: claim and process batches back to back while they come back with results, then wait
+// for a NOTIFY or the poll interval.
 func (e *Engine) work(ctx context.Context, worker int) {
 	logger := e.logger.With(zap.Int("worker", worker))
-	failures := 0
 	// done counts what this worker finished since it last went idle; it is logged once per busy spell.
 	done, since := 0, time.Now()
-	for ctx.Err() == nil {
-		wakeCh := e.wake.channel() // taken before looking, so a NOTIFY during the batch is not lost
+	loop := poll.New(poll.Config{
+		BackoffInitial: e.config.PollInterval,
+		BackoffMax:     time.Minute,
+		ErrorFunc: func(err error, retryIn time.Duration) {
+			logger.Error("processing test results failed; retrying", zap.Error(err), zap.Duration("retry_in", retryIn))
+		},
+		IdleInterval: e.config.PollInterval,
+		UntilIdle:    e.config.UntilIdle,
+		WakeFunc:     e.wake.channel, // taken before looking, so a NOTIFY during the batch is not lost
+	}, func(ctx context.Context) (poll.Result, error) {
 		n, err := e.runBatch(ctx, worker)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			failures++
-			delay := min(e.config.PollInterval*time.Duration(failures), time.Minute)
-			logger.Error("processing test results failed; retrying", zap.Error(err), zap.Duration("retry_in", delay))
-			e.sleep(ctx, delay, nil)
-			continue
+		if err != nil || ctx.Err() != nil {
+			return poll.Idle, err
 		}
-		failures = 0
 		done += n
 		if n == e.config.BatchSize {
-			continue
+			return poll.Busy, nil
 		}
 		if done > 0 {
 			logger.Info("test results processed", zap.Int("test_results", done),
@@ -237,24 +256,13 @@ func (e *Engine) work(ctx context.Context, worker int) {
 			done = 0
 		}
 		since = time.Now()
-		if e.config.UntilIdle && n == 0 {
-			return
-		}
 		if n == 0 {
-			e.sleep(ctx, e.config.PollInterval, wakeCh)
+			return poll.Idle, nil
 		}
-	}
-}
-
-// sleep waits for d, a wake-up on wakeCh (nil: none) or ctx.
-func (e *Engine) sleep(ctx context.Context, d time.Duration, wakeCh <-chan struct{}) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	case <-wakeCh:
-	}
+		return poll.Busy, nil
+	})
+	loop.TestSignals = e.TestSignals.Poll
+	loop.Run(ctx)
 }
 
 // waker broadcasts "new test results" to every waiting worker: wake closes the channel the workers hold and

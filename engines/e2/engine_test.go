@@ -12,6 +12,7 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
+	"github.com/viaduct-nys/viaduct/pkg/poll"
 	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
 
@@ -97,20 +98,18 @@ func TestNotifyWakesAnIdleEngine(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	e := f.engine(t, func(c *Config) { c.UntilIdle, c.Listen, c.PollInterval = false, true, time.Hour })
+	e.TestSignals.Init(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
 
 	// Once the engine listens, it has made its first look and its workers sleep for the hour.
-	require.Eventually(t, func() bool {
-		return f.count(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query = $2`,
-			f.db.Name, "LISTEN "+eclrs.NotifyChannel) == 1
-	}, 20*time.Second, 10*time.Millisecond)
+	e.TestSignals.Listening.WaitOrTimeout()
 	id := f.insert(t, newTestResult())
 	_, err := f.db.Pool.Exec(context.Background(), `SELECT pg_notify($1, '1')`, eclrs.NotifyChannel)
 	require.NoError(t, err)
 	// The poll interval is an hour: only the notification can have started this batch.
-	require.Eventually(t, func() bool { return len(f.trEvents(t, id)) > 0 }, 20*time.Second, 20*time.Millisecond)
+	waitForBatchWithResults(t, e)
 	require.Contains(t, f.trEvents(t, id), "processed")
 	cancel()
 	require.NoError(t, <-done)
@@ -120,15 +119,31 @@ func TestPollingAloneFindsNewResults(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	e := f.engine(t, func(c *Config) { c.UntilIdle, c.Listen, c.PollInterval = false, false, 20*time.Millisecond })
+	e.TestSignals.Init(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
 
 	id := f.insert(t, newTestResult())
-	require.Eventually(t, func() bool { return len(f.trEvents(t, id)) > 0 }, 20*time.Second, 20*time.Millisecond)
+	waitForBatchWithResults(t, e)
 	cancel()
 	require.NoError(t, <-done)
 	require.Contains(t, f.trEvents(t, id), "processed")
+}
+
+// waitForBatchWithResults waits, on e's test signals, for a worker's batch that found test results, failing the test
+// if a batch fails or none is found within 20 seconds of idle batches.
+func waitForBatchWithResults(t *testing.T, e *Engine) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		o := e.TestSignals.Poll.PassDone.WaitOrTimeout()
+		require.NoError(t, o.Err)
+		if o.Result == poll.Busy {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "no batch found the test results")
+	}
 }
 
 func TestSummarize(t *testing.T) {

@@ -7,22 +7,24 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+	"github.com/viaduct-nys/viaduct/pkg/poll"
 )
 
 // listen wakes idle workers whenever Engine 1 commits new test results (NOTIFY on eclrs.NotifyChannel). It is only
 // a shortcut: when the connection drops it reconnects with a growing pause, and polling carries on meanwhile.
 func (e *Engine) listen(ctx context.Context) {
-	pause := time.Second
-	for ctx.Err() == nil {
-		err := e.listenOnce(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		e.logger.Warn("listening for new test results failed; polling only until it reconnects",
-			zap.Error(err), zap.Duration("retry_in", pause))
-		e.sleep(ctx, pause, nil)
-		pause = min(2*pause, time.Minute)
-	}
+	// listenOnce returns only when listening failed, so every pass is a failure: the pause starts at a second and
+	// doubles (with jitter) up to a minute.
+	poll.New(poll.Config{
+		BackoffInitial: time.Second,
+		BackoffMax:     time.Minute,
+		ErrorFunc: func(err error, retryIn time.Duration) {
+			e.logger.Warn("listening for new test results failed; polling only until it reconnects",
+				zap.Error(err), zap.Duration("retry_in", retryIn))
+		},
+	}, func(ctx context.Context) (poll.Result, error) {
+		return poll.Idle, e.listenOnce(ctx)
+	}).Run(ctx)
 }
 
 func (e *Engine) listenOnce(ctx context.Context) error {
@@ -38,6 +40,7 @@ func (e *Engine) listenOnce(ctx context.Context) error {
 	}
 	// Results committed before LISTEN took effect are found by this poll.
 	e.wake.wake()
+	e.TestSignals.Listening.Signal(struct{}{})
 	for {
 		if _, err := pc.WaitForNotification(ctx); err != nil {
 			return err

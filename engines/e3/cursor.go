@@ -12,17 +12,25 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
-// changedCondition is the reference's selection rule (§4.1), by event id and never by time: among a case's change
-// and hand-off events (casedb.ChangeEventTypes, casedb.HandOffEventTypes), the newest change is newer than the
-// newest hand-off, or there is no hand-off. Other event types do not count. It reads the events of case ic only;
-// which cases it is evaluated on is the horizon's business (candidatesSince). The type lists are written into the
-// text once, so no query has to pass them.
-var changedCondition = `EXISTS (
+// changed is the reference's selection rule (§4.1) as SQL, by event id and never by time: among the change and
+// hand-off events (casedb.ChangeEventTypes, casedb.HandOffEventTypes) of the index case whose id is the SQL
+// expression caseID, the newest change is newer than the newest hand-off, or there is no hand-off. Other event types
+// do not count. It reads that case's events only; which cases it is evaluated on is the horizon's business
+// (candidatesSince). The type lists are written into the text, so no query has to pass them.
+func changed(caseID string) string {
+	return `EXISTS (
 	SELECT 1
-	  FROM (SELECT max(x.event_id) FILTER (WHERE x.type = ANY(` + textArray(casedb.ChangeEventTypes) + `)) AS found,
-	               max(x.event_id) FILTER (WHERE x.type = ANY(` + textArray(casedb.HandOffEventTypes) + `)) AS handed
-	          FROM ` + casedb.CaseEventsSQL("ic.id") + ` x) m
+	  FROM (SELECT max(x.event_id) FILTER (WHERE x.type = ANY(` + changeTypes + `)) AS found,
+	               max(x.event_id) FILTER (WHERE x.type = ANY(` + handOffTypes + `)) AS handed
+	          FROM ` + casedb.CaseEventsSQL(caseID) + ` x) m
 	 WHERE m.found IS NOT NULL AND (m.handed IS NULL OR m.handed < m.found))`
+}
+
+// changeTypes and handOffTypes are the event types the rule compares, as SQL text arrays.
+var (
+	changeTypes  = textArray(casedb.ChangeEventTypes)
+	handOffTypes = textArray(casedb.HandOffEventTypes)
+)
 
 // textArray spells event type names, which are identifiers of our own, as a SQL text array literal.
 func textArray(names []string) string {
@@ -101,4 +109,4 @@ func advanceHorizon(ctx context.Context, db eclrs.DBTX, h horizon) error {
 var waitingCases = `SELECT ic.id FROM index_cases ic
 	 WHERE ic.id IN (SELECT id FROM (` + candidatesSince + `) c(id) WHERE $1::text IS NOT NULL
 	                 UNION ALL (` + everyCase + ` WHERE $1::text IS NULL))
-	   AND ` + changedCondition
+	   AND ` + changed("ic.id")

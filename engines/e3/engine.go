@@ -12,6 +12,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"go.uber.org/zap"
+
+	"github.com/viaduct-nys/viaduct/pkg/advisory"
+	"github.com/viaduct-nys/viaduct/pkg/poll"
 )
 
 // Config is Engine 3's configuration.
@@ -21,7 +24,8 @@ type Config struct {
 	// BusyPollInterval is the pause after a pass that enqueued cases; IdlePollInterval the pause after a pass that
 	// found nothing. Default to 100 and 500 milliseconds: a pass costs what changed since the last one, so polling
 	// often is cheap, and a change reaches Engine 4 within about IdlePollInterval. (The original's 1 and 5 seconds
-	// were set by a pass that read every index case.)
+	// were set by a pass that read every index case.) After a failed pass Run waits about IdlePollInterval, then
+	// about twice as long after each further failure in a row, up to a minute, with jitter (see poll.Config).
 	BusyPollInterval time.Duration
 	IdlePollInterval time.Duration
 	// UntilIdle makes Run return nil once a pass enqueues nothing. Cases it had to leave (their job is running) are
@@ -67,10 +71,15 @@ type Deps struct {
 	Jobs Inserter
 	// Logger is Engine 3's named logger.
 	Logger *zap.Logger
+	// Metrics records passes and hand-offs; nil records nothing.
+	Metrics *Metrics
 }
 
 // Engine is Engine 3, the CommCare enqueuer.
 type Engine struct {
+	// TestSignals are signalled after each pass of Run; the zero value signals nothing. Tests call TestSignals.Init.
+	TestSignals poll.TestSignals
+
 	config Config
 	deps   Deps
 	logger *zap.Logger
@@ -97,7 +106,7 @@ func New(config Config, deps Deps) (*Engine, error) {
 
 // passLock keeps passes apart across daemons: a pass reads and advances the one horizon, so two at once would only
 // do the same work twice. Daemons that find it taken idle until the next interval.
-const passLock = "viaduct:e3:pass"
+var passLock = advisory.Key(advisory.E3Pass)
 
 // passResult is what one pass did.
 type passResult struct {
@@ -110,38 +119,39 @@ type passResult struct {
 // Run enqueues changed index cases until ctx is done (or, with UntilIdle, until a pass enqueues nothing). Each pass
 // reads the cases changed since the horizon, hands them off a batch at a time and then advances the horizon.
 func (e *Engine) Run(ctx context.Context) error {
-	failures := 0
-	for ctx.Err() == nil {
+	loop := poll.New(poll.Config{
+		BackoffInitial: e.config.IdlePollInterval,
+		BackoffMax:     time.Minute,
+		BusyInterval:   e.config.BusyPollInterval,
+		ErrorFunc: func(err error, retryIn time.Duration) {
+			e.logger.Error("enqueuing index cases failed; retrying", zap.Error(err), zap.Duration("retry_in", retryIn))
+		},
+		IdleInterval: e.config.IdlePollInterval,
+		UntilIdle:    e.config.UntilIdle,
+	}, func(ctx context.Context) (poll.Result, error) {
+		start := time.Now()
 		res, err := e.pass(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			failures++
-			delay := min(e.config.IdlePollInterval*time.Duration(failures), time.Minute)
-			e.logger.Error("enqueuing index cases failed; retrying", zap.Error(err), zap.Duration("retry_in", delay))
-			sleep(ctx, delay)
-			continue
-		}
-		failures = 0
-		if res.enqueued > 0 {
+		end := time.Now()
+		e.deps.Metrics.observePass(res, err, err != nil && ctx.Err() != nil, end.Sub(start), end)
+		switch {
+		case err != nil:
+			return poll.Idle, err
+		case !res.ran:
+			return poll.Skipped, nil
+		case res.enqueued > 0:
 			e.logger.Info("index cases enqueued for CommCare", zap.Int("enqueued", res.enqueued),
 				zap.Int("deferred", res.deferred))
+			return poll.Busy, nil
 		}
-		if e.config.UntilIdle && res.ran && res.enqueued == 0 {
-			if res.deferred > 0 {
-				e.logger.Warn("stopping with changed index cases left: their Engine 4 job is running (or another "+
-					"transaction held them); a later pass hands them off once it is done",
-					zap.Int("left", res.deferred), zap.Int64s("index_case_ids", e.deferredIDs(ctx)))
-			}
-			return nil
+		if e.config.UntilIdle && res.deferred > 0 {
+			e.logger.Warn("stopping with changed index cases left: their Engine 4 job is running (or another "+
+				"transaction held them); a later pass hands them off once it is done",
+				zap.Int("left", res.deferred), zap.Int64s("index_case_ids", e.deferredIDs(ctx)))
 		}
-		if res.enqueued > 0 {
-			sleep(ctx, e.config.BusyPollInterval)
-		} else {
-			sleep(ctx, e.config.IdlePollInterval)
-		}
-	}
+		return poll.Idle, nil
+	})
+	loop.TestSignals = e.TestSignals
+	loop.Run(ctx)
 	return nil
 }
 
@@ -153,7 +163,7 @@ func (e *Engine) pass(ctx context.Context) (passResult, error) {
 		return res, fmt.Errorf("acquiring a connection: %w", err)
 	}
 	defer conn.Release()
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, passLock).Scan(&res.ran); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, passLock).Scan(&res.ran); err != nil {
 		return res, fmt.Errorf("taking the pass lock: %w", err)
 	}
 	if !res.ran {
@@ -162,7 +172,7 @@ func (e *Engine) pass(ctx context.Context) (passResult, error) {
 	defer func() {
 		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, err := conn.Exec(unlockCtx, `SELECT pg_advisory_unlock(hashtext($1))`, passLock); err != nil {
+		if _, err := conn.Exec(unlockCtx, `SELECT pg_advisory_unlock($1)`, passLock); err != nil {
 			// The session still holds the lock; closing it releases the lock.
 			_ = conn.Conn().Close(unlockCtx)
 		}
@@ -199,16 +209,4 @@ func (e *Engine) deferredIDs(ctx context.Context) []int64 {
 	}
 	ids, _ := pgx.CollectRows(rows, pgx.RowTo[int64])
 	return ids
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -16,7 +16,9 @@ import (
 
 	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+	"github.com/viaduct-nys/viaduct/pkg/poll"
 	"github.com/viaduct-nys/viaduct/pkg/tally"
+	"github.com/viaduct-nys/viaduct/pkg/testfactory"
 )
 
 type fixture struct {
@@ -32,10 +34,8 @@ func newFixture(t *testing.T) *fixture {
 	client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{})
 	require.NoError(t, err)
 	f := &fixture{db: db, client: client}
-	require.NoError(t, db.Pool.QueryRow(context.Background(),
-		`INSERT INTO people (patient_keys) VALUES ('{1}') RETURNING id`).Scan(&f.person))
-	_, err = db.Pool.Exec(context.Background(), `INSERT INTO counties (id) VALUES (1111)`)
-	require.NoError(t, err)
+	f.person = testfactory.Person(t, context.Background(), db.Pool, &testfactory.PersonOpts{PatientKeys: []string{"1"}})
+	testfactory.County(t, context.Background(), db.Pool, 1111)
 	return f
 }
 
@@ -59,9 +59,8 @@ func (f *fixture) drain(t *testing.T) {
 // addCase stores an index case with the given events, oldest first, and returns its id.
 func (f *fixture) addCase(t *testing.T, events ...string) int64 {
 	t.Helper()
-	var id int64
-	require.NoError(t, f.db.Pool.QueryRow(context.Background(),
-		`INSERT INTO index_cases (person_id, county_id, data) VALUES ($1, 1111, '{}') RETURNING id`, f.person).Scan(&id))
+	id := testfactory.IndexCase(t, context.Background(), f.db.Pool,
+		&testfactory.IndexCaseOpts{PersonID: f.person, CountyID: 1111}).ID
 	f.addEvents(t, id, events...)
 	return id
 }
@@ -69,9 +68,7 @@ func (f *fixture) addCase(t *testing.T, events ...string) int64 {
 func (f *fixture) addEvents(t *testing.T, caseID int64, events ...string) {
 	t.Helper()
 	for _, typ := range events {
-		_, err := f.db.Pool.Exec(context.Background(), `WITH ev AS (INSERT INTO events (type) VALUES ($1) RETURNING id)
-			INSERT INTO index_case_events (index_case_id, event_id) SELECT $2, id FROM ev`, typ, caseID)
-		require.NoError(t, err)
+		testfactory.Event(t, context.Background(), f.db.Pool, &testfactory.EventOpts{IndexCaseID: caseID, Type: typ})
 	}
 }
 
@@ -242,9 +239,7 @@ func TestChangeCommittedOutOfIDOrder(t *testing.T) {
 	tx, err := f.db.Pool.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx) //nolint:errcheck
-	_, err = tx.Exec(ctx, `WITH ev AS (INSERT INTO events (type) VALUES ($1) RETURNING id)
-		INSERT INTO index_case_events (index_case_id, event_id) SELECT $2, id FROM ev`, casedb.EventIndexCaseCreated, late)
-	require.NoError(t, err)
+	testfactory.Event(t, ctx, tx, &testfactory.EventOpts{IndexCaseID: late, Type: casedb.EventIndexCaseCreated})
 	f.addEvents(t, early, casedb.EventIndexCaseCreated)
 
 	res, err := f.engine(t, nil).pass(ctx)
@@ -358,4 +353,23 @@ func TestUntilIdleLeavesAStuckJob(t *testing.T) {
 	require.Len(t, left, 1)
 	require.Equal(t, int64(1), left[0].ContextMap()["left"])
 	require.Equal(t, 1, f.enqueuedEvents(t, id), "not handed off while its job runs")
+}
+
+// TestRunPollsUntilStopped: without UntilIdle, Run hands off what it finds, looks again after a busy pass, waits
+// after an idle one, and returns nil once stopped.
+func TestRunPollsUntilStopped(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.addCase(t, casedb.EventIndexCaseCreated)
+	e := f.engine(t, func(c *Config) { c.UntilIdle, c.IdlePollInterval = false, time.Hour })
+	e.TestSignals.Init(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	require.Equal(t, poll.Outcome{Result: poll.Busy}, e.TestSignals.PassDone.WaitOrTimeout())
+	require.Equal(t, poll.Outcome{Result: poll.Idle}, e.TestSignals.PassDone.WaitOrTimeout(),
+		"a busy pass is followed by another")
+	cancel()
+	require.NoError(t, <-done)
+	require.Equal(t, []string{f.caseID(t, id)}, f.jobs(t))
 }

@@ -89,7 +89,7 @@ func changedAmong(ctx context.Context, db eclrs.DBTX, ids []int64) ([]int64, []r
 		return nil, nil, nil
 	}
 	rows, err := db.Query(ctx, `SELECT ic.id, ic.case_id, ic.county_id FROM index_cases ic
-		 WHERE ic.id = ANY($1) AND `+changedCondition+` ORDER BY ic.id`, ids)
+		 WHERE ic.id = ANY($1) AND `+changed("ic.id")+` ORDER BY ic.id`, ids)
 	if err != nil {
 		return nil, nil, fmt.Errorf("selecting changed index cases: %w", err)
 	}

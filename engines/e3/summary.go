@@ -38,14 +38,14 @@ func Summarize(ctx context.Context, db eclrs.DBTX, counts tally.Counts) (*Summar
 		  waiting AS (
 		  SELECT (SELECT min((SELECT e.inserted_at FROM events e WHERE e.id = x.event_id))
 		            FROM `+casedb.CaseEventsSQL("w.id")+` x
-		           WHERE x.type = ANY($2)
+		           WHERE x.type = ANY(`+changeTypes+`)
 		             AND x.event_id > coalesce((SELECT max(y.event_id) FROM `+casedb.CaseEventsSQL("w.id")+` y
-		                                         WHERE y.type = ANY($3)), 0)) AS since
+		                                         WHERE y.type = ANY(`+handOffTypes+`)), 0)) AS since
 		    FROM w)
 		SELECT (SELECT count(*) FROM waiting), (SELECT min(since) FROM waiting),
 		       coalesce((SELECT extract(epoch FROM now() - min(since)) FROM waiting), 0)::float8,
-		       (SELECT count(*) FROM events WHERE type = $4 AND inserted_at > now() - interval '1 hour')`,
-		h, casedb.ChangeEventTypes, casedb.HandOffEventTypes, casedb.EventSendToCommCareEnqueued).
+		       (SELECT count(*) FROM events WHERE type = $2 AND inserted_at > now() - interval '1 hour')`,
+		h, casedb.EventSendToCommCareEnqueued).
 		Scan(&s.Waiting, &s.OldestWaiting, &s.OldestWaitingAge, &s.EnqueuedLastHour)
 	if err != nil {
 		return nil, fmt.Errorf("counting Engine 3's work: %w", err)

@@ -12,9 +12,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
-	"github.com/viaduct-nys/viaduct/pkg/casedb"
+	"github.com/viaduct-nys/viaduct/pkg/advisory"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
+	"github.com/viaduct-nys/viaduct/pkg/poll"
 )
 
 // Config is Engine 5's configuration.
@@ -103,6 +104,9 @@ type Deps struct {
 
 // Engine is Engine 5, the CommCare extractor.
 type Engine struct {
+	// TestSignals are signalled after each round of Run; the zero value signals nothing. Tests call TestSignals.Init.
+	TestSignals poll.TestSignals
+
 	config Config
 	deps   Deps
 	logger *zap.Logger
@@ -136,25 +140,18 @@ func New(config Config, deps Deps) (*Engine, error) {
 // Run polls CommCare a round at a time, a round starting every Interval, until ctx is done (or, with UntilIdle,
 // after one round). Only one daemon runs a round at a time: the others skip theirs.
 func (e *Engine) Run(ctx context.Context) error {
-	for {
-		started := time.Now()
-		if err := e.Round(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
+	// Every round reports Idle: rounds start Interval apart whatever they found, and an until-idle run does one.
+	loop := poll.New(poll.Config{FromStart: true, IdleInterval: e.config.Interval, UntilIdle: e.config.UntilIdle},
+		func(ctx context.Context) (poll.Result, error) {
+			if err := e.Round(ctx); err != nil && ctx.Err() == nil {
+				// Not returned to the loop: a failed round is retried at the next interval, not sooner.
+				e.logger.Error("the round failed; trying again next interval", zap.Error(err))
 			}
-			e.logger.Error("the round failed; trying again next interval", zap.Error(err))
-		}
-		if e.config.UntilIdle || ctx.Err() != nil {
-			return nil
-		}
-		t := time.NewTimer(time.Until(started.Add(e.config.Interval)))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
+			return poll.Idle, nil
+		})
+	loop.TestSignals = e.TestSignals
+	loop.Run(ctx)
+	return nil
 }
 
 // RoundResult is what one round did, summed over its domains.
@@ -218,7 +215,7 @@ func (e *Engine) Round(ctx context.Context) error {
 }
 
 // leaderLockKey is the session advisory lock a daemon holds while it runs a round.
-var leaderLockKey = casedb.LockKey("viaduct:e5:round")
+var leaderLockKey = advisory.Key(advisory.E5Round)
 
 // lead takes the leader lock on a connection opened for it outside the pool, so that a round's merges have every
 // pooled connection: without waiting (a round is skipped when another daemon runs one), or, with UntilIdle, waiting

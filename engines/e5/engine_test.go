@@ -18,6 +18,8 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+	"github.com/viaduct-nys/viaduct/pkg/poll"
+	"github.com/viaduct-nys/viaduct/pkg/testfactory"
 )
 
 const (
@@ -114,11 +116,10 @@ func TestMergeRules(t *testing.T) {
 	f := newFixture(t, commcaretest.Options{})
 	ctx := context.Background()
 	// A person and case Viaduct already has.
-	var person, known int64
-	require.NoError(t, f.db.Pool.QueryRow(ctx, `INSERT INTO people (patient_keys, name_first, name_last, dob)
-		VALUES ('{k}', 'ADA', 'LOVELACE', '1815-12-10') RETURNING id`).Scan(&person))
-	require.NoError(t, f.db.Pool.QueryRow(ctx, `INSERT INTO index_cases (person_id, county_id, case_id, data)
-		VALUES ($1, 1111, 'known', '{"phone": "5550100", "interviewed": "no"}') RETURNING id`, person).Scan(&known))
+	person := testfactory.Person(t, ctx, f.db.Pool, &testfactory.PersonOpts{PatientKeys: []string{"k"},
+		NameFirst: "ADA", NameLast: "LOVELACE", DOB: time.Date(1815, 12, 10, 0, 0, 0, 0, time.UTC)})
+	known := testfactory.IndexCase(t, ctx, f.db.Pool, &testfactory.IndexCaseOpts{PersonID: person, CountyID: 1111,
+		CaseID: "known", Data: map[string]any{"phone": "5550100", "interviewed": "no"}}).ID
 
 	f.cc.PutCase(midsomer, patient("known", "Ada", "Lovelace", "1815-12-10",
 		map[string]any{"interviewed": "yes", "phone": ""}, "acc-new"))
@@ -296,4 +297,22 @@ func TestTwoDaemonsNeverPollAtOnce(t *testing.T) {
 	}
 	require.Equal(t, 3, lists, "each participating domain was read once, by the first daemon")
 	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM events WHERE type = $1`, casedb.EventRetrievedFromCommCare))
+}
+
+// TestRunWaitsForTheNextRound: without UntilIdle, Run reads CommCare at once, then waits for the next interval; a
+// stop during the wait ends it with nil.
+func TestRunWaitsForTheNextRound(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, commcaretest.Options{})
+	f.cc.PutCase(midsomer, patient("m-1", "Ada", "One", "1990-01-01", nil))
+	e := f.engine(t, func(c *Config) { c.UntilIdle, c.Interval = false, time.Hour })
+	e.TestSignals.Init(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	require.Equal(t, poll.Outcome{Result: poll.Idle}, e.TestSignals.PassDone.WaitOrTimeout())
+	require.Equal(t, 1, f.count(t, `SELECT count(*) FROM index_cases WHERE case_id = 'm-1'`), "the first round ran")
+	cancel()
+	require.NoError(t, <-done)
+	require.Equal(t, 1.0, value(t, f.metrics.rounds.WithLabelValues("ok")), "one round: the next was an hour away")
 }

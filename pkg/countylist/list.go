@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/viaduct-nys/viaduct/pkg/poll"
 )
 
 // maxCountyListBytes bounds what ParseList reads. The real list is about 30 KB; anything near this size is not
@@ -347,52 +349,52 @@ func (c *Cache) Load(ctx context.Context) error {
 // Run refreshes the list every Refresh (every RetryInterval after a failure) until ctx is done, then returns nil. If
 // no list was loaded yet it fetches one at once.
 func (c *Cache) Run(ctx context.Context) error {
-	delay := c.config.Refresh
-	if c.Current() == nil {
-		delay = 0
+	var first time.Duration
+	if c.Current() != nil {
+		first = c.config.Refresh
 	}
-	timer := time.NewTimer(delay)
-	defer timer.Stop()
-	failures := 0
-	for {
-		select {
-		case <-ctx.Done():
-			c.logger.Debug("stopping")
-			return nil
-		case <-timer.C:
+	failures := 0 // refreshes failed in a row
+	loop := poll.New(poll.Config{
+		// Both bounds at RetryInterval: every retry comes RetryInterval after the failure, neither growing nor
+		// jittered.
+		BackoffInitial: c.config.RetryInterval,
+		BackoffMax:     c.config.RetryInterval,
+		ErrorFunc: func(err error, retryIn time.Duration) {
+			// The last good list, if any, stays in place: routing on a 30-minute-old list beats not routing.
+			c.logger.Warn("county list refresh failed",
+				zap.Error(err), zap.Duration("retry_in", retryIn), zap.Int("failures", failures))
+		},
+		FirstDelay:   first,
+		IdleInterval: c.config.Refresh,
+	}, func(ctx context.Context) (poll.Result, error) {
+		if err := c.refresh(ctx, failures); err != nil {
+			failures++
+			return poll.Idle, err
 		}
-		delay, failures = c.refresh(ctx, failures)
-		if ctx.Err() != nil {
-			c.logger.Debug("stopping")
-			return nil
-		}
-		timer.Reset(delay)
-	}
+		failures = 0
+		return poll.Idle, nil
+	})
+	loop.Run(ctx)
+	c.logger.Debug("stopping")
+	return nil
 }
 
-// refresh fetches the list once and returns when to try next and the new count of consecutive failures.
-func (c *Cache) refresh(ctx context.Context, failures int) (time.Duration, int) {
+// refresh fetches the list once and serves it. failuresBefore is the number of refreshes that failed in a row
+// before this one, for the log line.
+func (c *Cache) refresh(ctx context.Context, failuresBefore int) error {
 	list, err := c.fetch(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			// Shutting down; not a failure worth reporting.
-			return 0, failures
-		}
-		failures++
-		// The last good list, if any, stays in place: routing on a 30-minute-old list beats not routing.
-		c.logger.Warn("county list refresh failed",
-			zap.Error(err), zap.Duration("retry_in", c.config.RetryInterval), zap.Int("failures", failures))
-		return c.config.RetryInterval, failures
+		return err
 	}
 	old := c.current.Swap(list)
 	changed := old == nil || !old.equal(list)
-	if changed || failures > 0 {
+	if changed || failuresBefore > 0 {
 		c.logger.Info("county list refreshed",
-			zap.Int("counties", list.Len()), zap.Bool("changed", changed), zap.Int("failures_before", failures))
+			zap.Int("counties", list.Len()), zap.Bool("changed", changed), zap.Int("failures_before", failuresBefore))
 	} else {
 		c.logger.Debug("county list unchanged", zap.Int("counties", list.Len()))
 	}
-	return c.config.Refresh, 0
+	return nil
 }
 
 // fetch gets a list from the source and, when there is a database, seeds it. A list whose counties could not be

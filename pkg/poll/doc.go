@@ -1,0 +1,42 @@
+// Package poll is the loop every polling component runs: Engine 2's workers (and its NOTIFY listener), Engine 3,
+// Engine 5 and the county cache. A Loop calls a pass function over and over until its context is done, and decides how long to wait between
+// passes:
+//
+//   - the first pass comes at once (after Config.FirstDelay, when set);
+//   - after a pass that did work (Busy), Config.BusyInterval, so a backlog is drained quickly;
+//   - after a pass that found nothing (Idle, or Skipped because another daemon held the work), Config.IdleInterval;
+//   - either of these waits is cut short by a wake-up on Config.WakeFunc's channel (Engine 1's NOTIFY, for Engine 2);
+//   - after a failed pass, a jittered exponential backoff (github.com/cenkalti/backoff/v4) from
+//     Config.BackoffInitial up to Config.BackoffMax, reset by the next pass that succeeds.
+//
+// With Config.UntilIdle, Run returns after the first pass that reports Idle: the one-shot mode the daemon's
+// until-idle runs and most engine tests use. Otherwise Run returns once its context is done, whatever the pass was
+// doing; a pass that fails because of that is not reported as a failure. A stop is not an error, so Run returns
+// none: an engine's Run returns nil after it.
+//
+// The loop logs nothing itself. A pass logs what it did (at Info only when it did work, as River's maintenance
+// services do), and Config.ErrorFunc logs a failed pass with the wait before the next.
+//
+// # Example
+//
+//	loop := poll.New(poll.Config{IdleInterval: 5 * time.Second, UntilIdle: config.UntilIdle,
+//		ErrorFunc: func(err error, retryIn time.Duration) {
+//			logger.Error("enqueuing failed; retrying", zap.Error(err), zap.Duration("retry_in", retryIn))
+//		},
+//	}, func(ctx context.Context) (poll.Result, error) {
+//		n, err := enqueue(ctx)
+//		if err != nil || n == 0 {
+//			return poll.Idle, err
+//		}
+//		logger.Info("enqueued", zap.Int("enqueued", n))
+//		return poll.Busy, nil
+//	})
+//	loop.Run(ctx)
+//	return nil
+//
+// # Test signals
+//
+// A Loop's TestSignals, modelled on River's testsignal package, let tests wait for a pass instead of sleeping or
+// polling the database: the zero value signals nothing, and a test that calls TestSignals.Init can wait on
+// TestSignals.PassDone. Engines expose them as their own TestSignals field.
+package poll
