@@ -30,8 +30,8 @@ browser: ## Make sure headless Chromium is installed, for the /status page's bro
 	@bash .ci/chromium.sh
 
 .PHONY: test
-test: db deps browser ## Run the whole test suite: vet, all tests with in-process AWS stand-ins, then the AWS tests against fauxqs.
-	$(GO) vet ./...
+test: db deps browser ## Run the whole test suite: lint (gofmt, vet, golangci-lint), all tests with in-process AWS stand-ins, then the AWS tests against fauxqs.
+	$(MAKE) lint
 	$(GO) test -race -shuffle=on -timeout 20m ./...
 	$(MAKE) test/fauxqs
 
@@ -50,7 +50,7 @@ fuzz: ## Fuzz everything that reads outside input, 30 seconds each.
 	$(GO) test -run '^$$' -fuzz FuzzParseLine -fuzztime 30s ./pkg/eclrs
 	$(GO) test -run '^$$' -fuzz FuzzDetectVersion -fuzztime 30s ./pkg/eclrs
 	$(GO) test -run '^$$' -fuzz FuzzParseNotification -fuzztime 30s ./engines/e1
-	$(GO) test -run '^$$' -fuzz FuzzParseCountyList -fuzztime 30s ./pkg/commcare
+	$(GO) test -run '^$$' -fuzz FuzzParseCountyList -fuzztime 30s ./pkg/countylist
 	$(GO) test -run '^$$' -fuzz FuzzMarshalData -fuzztime 30s ./engines/e2
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCase -fuzztime 30s ./pkg/commcare
 	$(GO) test -run '^$$' -fuzz FuzzFormXML -fuzztime 30s ./pkg/commcare
@@ -80,7 +80,18 @@ bench-history: db ## Benchmark every engine pass and the status page on generate
 build: ## Build bin/viaduct.
 	$(GO) build -o bin/viaduct ./cmd/viaduct
 
+# golangci-lint, pinned in tools/go.mod: a module of its own, so the main go.mod never gains the linter's
+# dependencies. Built into bin/ on first use, and again whenever tools/go.mod or tools/go.sum changes.
+GOLANGCI_LINT := bin/golangci-lint
+
+$(GOLANGCI_LINT): tools/go.mod tools/go.sum
+	cd tools && GOWORK=off GOBIN=$(CURDIR)/bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+	@touch $@
+
 .PHONY: lint
-lint: ## gofmt and go vet.
+lint: $(GOLANGCI_LINT) ## gofmt, go vet, then golangci-lint with .golangci.yaml (installed into bin/ when absent).
+	@# A linter built by another Go release than the one here misreads the standard library: rebuild it.
+	@$(GOLANGCI_LINT) version | grep -qF "built with $$($(GO) env GOVERSION) " || { rm -f $(GOLANGCI_LINT) && $(MAKE) --no-print-directory $(GOLANGCI_LINT); }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...

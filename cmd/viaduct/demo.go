@@ -107,7 +107,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		go func() { fakeDone <- fake.Serve(fakeCtx, commcareLn) }()
 		defer func() {
 			stopFake()
-			<-fakeDone
+			if err := <-fakeDone; err != nil {
+				logger.Warn("the fake CommCare stopped with an error", zap.Error(err))
+			}
 		}()
 		c.CommCareURL = "http://" + commcareLn.Addr().String()
 		c.CommCareCredentials = fake.Credentials()
@@ -242,7 +244,10 @@ func demoWait(ctx context.Context, pool *pgxpool.Pool, daemonDone <-chan error, 
 		}
 		select {
 		case err := <-daemonDone:
-			return fmt.Errorf("the daemon stopped while waiting for %s: %v", what, err)
+			if err == nil {
+				return fmt.Errorf("the daemon stopped while waiting for %s", what)
+			}
+			return fmt.Errorf("the daemon stopped while waiting for %s: %w", what, err)
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
 		case <-tick.C:

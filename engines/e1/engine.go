@@ -166,7 +166,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("e1: creating the SQS subscriber: %w", err)
 	}
-	defer sub.Close()
+	defer func() {
+		if err := sub.Close(); err != nil {
+			e.logger.Warn("closing the SQS subscriber", zap.Error(err))
+		}
+	}()
 
 	subCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -3,6 +3,7 @@ package e1
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"unicode/utf8"
 
@@ -76,8 +77,8 @@ func identifyChunks(ctx context.Context, version eclrs.Version, work <-chan *chu
 func parseRow(version eclrs.Version, line []byte, lineNo int) (*eclrs.Record, *rowError) {
 	rec, err := version.ParseLine(line, lineNo)
 	if err != nil {
-		re, ok := err.(*eclrs.RowError)
-		if !ok {
+		var re *eclrs.RowError
+		if !errors.As(err, &re) {
 			re = &eclrs.RowError{Line: lineNo, Reason: err.Error()}
 		}
 		return nil, &rowError{RowError: re, raw: string(bytes.TrimSpace(line))}

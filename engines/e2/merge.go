@@ -21,14 +21,14 @@ func preferRightKeysFor(k repeatKind) []string {
 	return keys
 }
 
-// diff implements the "never overwrite" rule (§4.9) between the stored properties old and the computed ones new.
-// A key of new is an addition when old lacks it or holds null or exactly "" (so "" followed by null adds the null)
+// diff implements the "never overwrite" rule (§4.9) between the stored properties old and the computed ones
+// computed. A key of computed is an addition when old lacks it or holds null or exactly "" (so "" followed by null adds the null)
 // and the value differs. A differing value over a non-empty one is an update, which callers drop, because a person
-// in CommCare may have corrected it; for a key in preferRight a non-null new value is an addition instead. Equal
+// in CommCare may have corrected it; for a key in preferRight a non-null computed value is an addition instead. Equal
 // values are neither. Values are compared with reflect.DeepEqual, since old may hold any JSON value.
-func diff(old, new map[string]any, preferRight []string) (additions, updates map[string]any) {
+func diff(old, computed map[string]any, preferRight []string) (additions, updates map[string]any) {
 	additions, updates = map[string]any{}, map[string]any{}
-	for k, nv := range new {
+	for k, nv := range computed {
 		ov, ok := old[k]
 		switch {
 		case ok && reflect.DeepEqual(ov, nv):
@@ -66,14 +66,14 @@ func withAdditions(old, additions map[string]any) map[string]any {
 	return out
 }
 
-// mergeIndexCase applies new, the properties a test result computes, to an existing index case whose properties
+// mergeIndexCase applies computed, the properties a test result computes, to an existing index case whose properties
 // are old (§4.9 steps 2–3). additions are applied and updates are reported as dropped. address_complete is then
 // recomputed over old with the additions filling its gaps, because an addition (a street where there was none)
 // can complete an address that the test result alone leaves incomplete; when it differs from old's value it is
 // forced in, whatever diff said. merged is old ∪ additions, a new map; the case changed when additions is not
 // empty. old is not modified.
-func mergeIndexCase(old, new map[string]any, preferRight []string) (merged, additions, updates map[string]any) {
-	additions, updates = diff(old, new, preferRight)
+func mergeIndexCase(old, computed map[string]any, preferRight []string) (merged, additions, updates map[string]any) {
+	additions, updates = diff(old, computed, preferRight)
 	complete := addressComplete(fillBlanks(old, additions))
 	if !reflect.DeepEqual(old["address_complete"], any(complete)) {
 		additions["address_complete"] = complete
@@ -82,11 +82,11 @@ func mergeIndexCase(old, new map[string]any, preferRight []string) (merged, addi
 	return withAdditions(old, additions), additions, updates
 }
 
-// mergeLabResult applies new, the properties a test result computes, to an existing lab result whose properties
-// are old (§4.10): new's blank values are first filled from old, so a test result that lacks a field never blanks
+// mergeLabResult applies computed, the properties a test result computes, to an existing lab result whose
+// properties are old (§4.10): computed's blank values are first filled from old, so a test result that lacks a field never blanks
 // it, then the never-overwrite diff decides, with no prefer-right keys. merged is old ∪ additions, a new map; old
 // is not modified.
-func mergeLabResult(old, new map[string]any) (merged, additions, updates map[string]any) {
-	additions, updates = diff(old, fillBlanks(new, old), nil)
+func mergeLabResult(old, computed map[string]any) (merged, additions, updates map[string]any) {
+	additions, updates = diff(old, fillBlanks(computed, old), nil)
 	return withAdditions(old, additions), additions, updates
 }

@@ -255,7 +255,7 @@ func (s FileSource) FetchCounties(ctx context.Context) (*List, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the county list: %w", err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // read only: nothing a failed close could lose
 	list, err := ParseList(f)
 	if err != nil {
 		return nil, fmt.Errorf("county list file %s: %w", s.Path, err)

@@ -346,12 +346,12 @@ func FuzzParseForm(f *testing.F) {
 		req.Header.Set("Authorization", "ApiKey "+commcaretest.DefaultCredentials)
 		rec := httptest.NewRecorder()
 		handler.ServeHTTP(rec, req)
-		switch {
-		case rec.Code == http.StatusBadRequest:
+		switch rec.Code {
+		case http.StatusBadRequest:
 			if err == nil {
 				t.Fatalf("the receiver refused a form that parses: %s", rec.Body)
 			}
-		case rec.Code == http.StatusCreated:
+		case http.StatusCreated:
 			if err != nil {
 				t.Fatalf("the receiver took a form that does not parse (%v)", err)
 			}
