@@ -172,7 +172,7 @@ type touchedCase struct {
 // case; when every updated case turned out to be a reinfection, a new case is opened beside them.
 func (b *batch) indexCasesFor(who *person, p *plan) []touchedCase {
 	tr := p.tr
-	fips, _ := strconv.ParseInt(p.county.FIPS, 10, 64) // CountyList guarantees a decimal FIPS
+	fips, _ := strconv.ParseInt(p.county.FIPS, 10, 64) // countylist.List guarantees a decimal FIPS
 	var inCounty, withAccession []*indexCase
 	for _, ic := range b.cases[who.id] {
 		if ic.countyID != fips {

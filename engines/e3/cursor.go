@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/viaduct-nys/viaduct/pkg/casedb"
-	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
 // changed is the reference's selection rule (§4.1) as SQL, by event id and never by time: among the change and
@@ -57,7 +56,7 @@ type horizon struct {
 
 // readHorizon reads the stored horizon and the next one, in one statement so the next one is taken before any
 // candidate is read.
-func readHorizon(ctx context.Context, db eclrs.DBTX) (horizon, error) {
+func readHorizon(ctx context.Context, db casedb.DBTX) (horizon, error) {
 	var h horizon
 	err := db.QueryRow(ctx, `SELECT horizon::text, pg_snapshot_xmin(pg_current_snapshot())::text FROM e3_cursor`).
 		Scan(&h.from, &h.next)
@@ -69,7 +68,7 @@ func readHorizon(ctx context.Context, db eclrs.DBTX) (horizon, error) {
 
 // waiting returns, in id order, the ids of the index cases waiting for Engine 3 as seen from h: the changed ones
 // among the candidates of a pass starting at h.
-func waiting(ctx context.Context, db eclrs.DBTX, h horizon) ([]int64, error) {
+func waiting(ctx context.Context, db casedb.DBTX, h horizon) ([]int64, error) {
 	rows, err := db.Query(ctx, waitingCases+` ORDER BY ic.id`, h.from)
 	if err != nil {
 		return nil, fmt.Errorf("reading the index cases changed since the last pass: %w", err)
@@ -84,7 +83,7 @@ func waiting(ctx context.Context, db eclrs.DBTX, h horizon) ([]int64, error) {
 // forgetDeferred drops the deferred cases that are no longer waiting: someone handed them off, or their job did.
 // A change committed after the read of waiting has a transaction id at or above the next horizon, so the next pass
 // reads it whatever this forgets.
-func forgetDeferred(ctx context.Context, db eclrs.DBTX, waiting []int64) error {
+func forgetDeferred(ctx context.Context, db casedb.DBTX, waiting []int64) error {
 	if _, err := db.Exec(ctx, `DELETE FROM e3_deferred WHERE index_case_id <> ALL(coalesce($1::bigint[], '{}'))`, waiting); err != nil {
 		return fmt.Errorf("forgetting deferred index cases: %w", err)
 	}
@@ -93,7 +92,7 @@ func forgetDeferred(ctx context.Context, db eclrs.DBTX, waiting []int64) error {
 
 // advanceHorizon stores h's next horizon, once every candidate of the pass has been handed off, found unchanged or
 // deferred. Passes hold the pass lock, so the horizon only moves forward; the guard makes that explicit.
-func advanceHorizon(ctx context.Context, db eclrs.DBTX, h horizon) error {
+func advanceHorizon(ctx context.Context, db casedb.DBTX, h horizon) error {
 	_, err := db.Exec(ctx, `UPDATE e3_cursor SET horizon = $1::text::xid8, updated_at = now()
 		 WHERE horizon IS NULL OR horizon < $1::text::xid8`, h.next)
 	if err != nil {

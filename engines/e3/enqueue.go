@@ -10,7 +10,6 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/viaduct-nys/viaduct/pkg/casedb"
-	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
 // batchResult is what one batch did.
@@ -84,7 +83,7 @@ func (e *Engine) enqueueBatch(ctx context.Context, ids []int64) (batchResult, er
 }
 
 // changedAmong returns which of the locked index cases the rule selects, with the job for each.
-func changedAmong(ctx context.Context, db eclrs.DBTX, ids []int64) ([]int64, []river.InsertManyParams, error) {
+func changedAmong(ctx context.Context, db casedb.DBTX, ids []int64) ([]int64, []river.InsertManyParams, error) {
 	if len(ids) == 0 {
 		return nil, nil, nil
 	}
@@ -112,7 +111,7 @@ func changedAmong(ctx context.Context, db eclrs.DBTX, ids []int64) ([]int64, []r
 }
 
 // recordEnqueued saves a send_to_commcare_enqueued event on each index case.
-func recordEnqueued(ctx context.Context, db eclrs.DBTX, caseIDs []int64) error {
+func recordEnqueued(ctx context.Context, db casedb.DBTX, caseIDs []int64) error {
 	if len(caseIDs) == 0 {
 		return nil
 	}
@@ -128,7 +127,7 @@ func recordEnqueued(ctx context.Context, db eclrs.DBTX, caseIDs []int64) error {
 
 // settleDeferred keeps the cases of later deferred and forgets the other locked ones: each was handed off or found
 // unchanged in this transaction.
-func settleDeferred(ctx context.Context, db eclrs.DBTX, locked, later []int64) error {
+func settleDeferred(ctx context.Context, db casedb.DBTX, locked, later []int64) error {
 	if len(later) > 0 {
 		if _, err := db.Exec(ctx, `INSERT INTO e3_deferred (index_case_id) SELECT unnest($1::bigint[])
 			ON CONFLICT (index_case_id) DO NOTHING`, later); err != nil {

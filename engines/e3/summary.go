@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/viaduct-nys/viaduct/pkg/casedb"
-	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 	"github.com/viaduct-nys/viaduct/pkg/tally"
 )
 
@@ -27,7 +26,7 @@ type Summary struct {
 
 // Summarize reads the Summary; run it in a repeatable-read transaction for numbers that add up. counts are the
 // tallies read in the same transaction. It costs what changed since the last pass, like a pass.
-func Summarize(ctx context.Context, db eclrs.DBTX, counts tally.Counts) (*Summary, error) {
+func Summarize(ctx context.Context, db casedb.DBTX, counts tally.Counts) (*Summary, error) {
 	s := &Summary{Enqueued: counts[tally.EventName(casedb.EventSendToCommCareEnqueued)]}
 	var h pgtype.Text
 	if err := db.QueryRow(ctx, `SELECT horizon::text FROM e3_cursor`).Scan(&h); err != nil {
