@@ -286,8 +286,8 @@ func (c *config) e4Config() e4.Config {
 	return e4.Config{
 		Username: c.CommCareUsername, UserID: c.CommCareUserID, DryRun: !c.CommCarePosting,
 		Concurrency: c.E4Concurrency, JobTimeout: c.E4JobTimeout, RescueAfter: c.E4RescueAfter,
-		Retry:       e4.RetryPolicy{Base: c.E4RetryBase, Cap: c.E4RetryCap},
-		StopTimeout: c.ShutdownGrace * 3 / 4, UntilIdle: c.UntilIdle,
+		Retry:     e4.RetryPolicy{Base: c.E4RetryBase, Cap: c.E4RetryCap},
+		UntilIdle: c.UntilIdle,
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e5"
 	"github.com/viaduct-nys/viaduct/migrations"
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
+	"github.com/viaduct-nys/viaduct/pkg/jobqueue"
 )
 
 func runDaemon(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -138,9 +139,9 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		group.addEngine("e2", engine.Run)
 	}
 
-	// The job queue: one River client for the process. Engine 3 inserts jobs with it, Engine 4 works them with it
-	// and River UI reads through it. River needs its workers before the client is built, so Engine 4's worker is
-	// registered here.
+	// The job queue: one River client for the process, run by the daemon. Engine 3 inserts jobs with it, Engine 4's
+	// worker works them and River UI reads through it. River needs its workers before the client is built, so Engine
+	// 4's worker is registered here.
 	riverLogger := slogFor(logger.Named("river"))
 	riverConfig := &river.Config{Logger: riverLogger}
 	var caseLoader *e4.Worker
@@ -167,6 +168,13 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 	if err != nil {
 		return fmt.Errorf("creating the River client: %w", err)
 	}
+	if len(riverConfig.Queues) > 0 {
+		// The client works the registered queues while the engines run. Once they stop, jobs in flight have three
+		// quarters of the grace period to finish, and the rest to record that they were cut off.
+		group.addBackground(func(ctx context.Context) error {
+			return jobqueue.Run(ctx, jobs, c.ShutdownGrace*3/4, logger.Named("river"))
+		})
+	}
 
 	// Engine 3: CommCare enqueuer.
 	if c.Engines[3] {
@@ -179,7 +187,7 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 
 	// Engine 4: CommCare case loader.
 	if c.Engines[4] {
-		engine, err := e4.New(c.e4Config(), e4.Deps{Pool: pool, Jobs: jobs, Worker: caseLoader, Logger: logger.Named("e4")})
+		engine, err := e4.New(c.e4Config(), e4.Deps{Pool: pool, Worker: caseLoader, Logger: logger.Named("e4")})
 		if err != nil {
 			return err
 		}

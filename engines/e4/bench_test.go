@@ -87,7 +87,7 @@ func TestBenchE4(t *testing.T) {
 	t.Logf("seeded %d cases and their jobs in %s", cases, time.Since(seedStart).Round(time.Millisecond))
 
 	start := time.Now()
-	require.NoError(t, e.Run(ctx))
+	require.NoError(t, e.run(ctx, 10*time.Second))
 	elapsed := time.Since(start)
 
 	var completed, labs int

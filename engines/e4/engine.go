@@ -7,7 +7,6 @@ import (
 	"time"
 	_ "time/tzdata" // the dates posted are New York dates, wherever the daemon runs
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"go.uber.org/zap"
@@ -41,9 +40,6 @@ type Config struct {
 	Retry RetryPolicy
 	// PollInterval is how often an idle daemon looks for jobs besides River's notifications. Defaults to 1 second.
 	PollInterval time.Duration
-	// StopTimeout is how long Run waits, once asked to stop, for the posts in flight before it cancels them; it
-	// then waits a quarter of it more (at most 5 s) for them to end. Defaults to 10 seconds.
-	StopTimeout time.Duration
 	// UntilIdle makes Run return once no job is waiting, running, or due to retry within IdleHorizon.
 	UntilIdle bool
 }
@@ -66,9 +62,6 @@ func (c *Config) setDefaults() {
 	if c.PollInterval == 0 {
 		c.PollInterval = time.Second
 	}
-	if c.StopTimeout == 0 {
-		c.StopTimeout = 10 * time.Second
-	}
 }
 
 // Validate reports every problem with c at once; zero fields take their defaults first.
@@ -90,9 +83,6 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval < time.Millisecond {
 		errs = append(errs, fmt.Errorf("e4: poll interval %s is shorter than a millisecond", c.PollInterval))
-	}
-	if c.StopTimeout < 0 {
-		errs = append(errs, fmt.Errorf("e4: stop timeout %s is negative", c.StopTimeout))
 	}
 	errs = append(errs, c.Retry.validate())
 	return errors.Join(errs...)
@@ -120,10 +110,8 @@ type Deps struct {
 	// Now is the clock; defaults to time.Now.
 	Now func() time.Time
 
-	// Jobs is the process's River client, built from a config the Worker was registered in (Worker.Register).
-	// The Engine starts it to work the commcare queue and stops it; Engine 3 and River UI share it.
-	Jobs *river.Client[pgx.Tx]
-	// Worker is the registered worker, whose outcomes the Engine logs.
+	// Worker is the worker registered in the config of the process's River client (Worker.Register), whose jobs
+	// the Engine reports on. The daemon runs that client (pkg/jobqueue); Engine 3 and River UI share it.
 	Worker *Worker
 }
 
@@ -173,25 +161,21 @@ func (w *Worker) Register(rc *river.Config) error {
 	return nil
 }
 
-// Engine is Engine 4, the CommCare case loader: it runs the process's River client, which works the commcare
-// queue with the registered Worker.
+// Engine is Engine 4, the CommCare case loader. Its Worker works the commcare queue on the process's River client;
+// the Engine reports what the jobs did and, until idle, waits for them.
 type Engine struct {
 	config Config
 	deps   Deps
 	logger *zap.Logger
-	client *river.Client[pgx.Tx]
 	worker *Worker
 }
 
-// New validates config and returns an Engine ready to Run deps.Jobs with deps.Worker.
+// New validates config and returns an Engine ready to Run, reporting on deps.Worker's jobs.
 func New(config Config, deps Deps) (*Engine, error) {
 	config.setDefaults()
 	errs := []error{config.Validate()}
 	if deps.Pool == nil {
 		errs = append(errs, errors.New("e4: a database pool is required"))
-	}
-	if deps.Jobs == nil {
-		errs = append(errs, errors.New("e4: a River client is required"))
 	}
 	if deps.Worker == nil {
 		errs = append(errs, errors.New("e4: a registered worker is required"))
@@ -202,16 +186,12 @@ func New(config Config, deps Deps) (*Engine, error) {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
-	return &Engine{config: config, deps: deps, logger: deps.Logger, client: deps.Jobs, worker: deps.Worker}, nil
+	return &Engine{config: config, deps: deps, logger: deps.Logger, worker: deps.Worker}, nil
 }
 
-// Run works jobs until ctx is done (or, with UntilIdle, until none is left to do soon). Then it stops fetching,
-// lets the posts in flight finish for up to StopTimeout, and cancels the rest: a cancelled job is retried later.
+// Run logs what the jobs did until ctx is done or, with UntilIdle, until no job is left to do soon. The jobs
+// themselves are worked by the process's River client, which the daemon starts and stops (pkg/jobqueue).
 func (e *Engine) Run(ctx context.Context) error {
-	// River's own context must outlive ctx, so that stopping below is graceful rather than a hard cancel.
-	if err := e.client.Start(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("starting the River client: %w", err)
-	}
 	tallyDone := make(chan struct{})
 	tallyCtx, stopTally := context.WithCancel(ctx)
 	go func() {
@@ -224,7 +204,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	} else {
 		<-ctx.Done()
 	}
-	err = errors.Join(err, e.stop(ctx))
 	stopTally()
 	<-tallyDone
 	return err
@@ -245,24 +224,6 @@ func (e *Engine) logTally(ctx context.Context) {
 			last = now
 		}
 	}
-}
-
-func (e *Engine) stop(ctx context.Context) error {
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.config.StopTimeout)
-	defer cancel()
-	err := e.client.Stop(stopCtx)
-	if err == nil {
-		return nil
-	}
-	e.logger.Warn("posts in flight did not finish in time; cancelling them", zap.Duration("stop_timeout", e.config.StopTimeout))
-	// A quarter of the stop timeout more (at most 5 s) for the cancelled jobs to record themselves, so the whole
-	// stop fits in the daemon's grace period, of which StopTimeout is three quarters.
-	hardCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(max(e.config.StopTimeout/4, 100*time.Millisecond), 5*time.Second))
-	defer cancel()
-	if err := e.client.StopAndCancel(hardCtx); err != nil {
-		return fmt.Errorf("stopping the River client: %w", err)
-	}
-	return nil
 }
 
 // waitIdle returns once two looks in a row, a poll interval apart, find no case loader job waiting, running, or

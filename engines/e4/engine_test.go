@@ -2,6 +2,7 @@ package e4
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -12,10 +13,12 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
 	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
+	"github.com/viaduct-nys/viaduct/pkg/jobqueue"
 )
 
 // enqueue inserts a job for each case id, as Engine 3 would.
@@ -29,30 +32,47 @@ func (f *fixture) enqueue(t *testing.T, client *river.Client[pgx.Tx], county int
 	require.NoError(t, err)
 }
 
+// testEngine is Engine 4 with the River client it reports on, as the daemon builds them.
+type testEngine struct {
+	*Engine
+	client *river.Client[pgx.Tx]
+}
+
 // newEngine builds Engine 4 as the daemon does: the worker registered in a River config, one client built from
-// it, and the engine that runs that client.
-func newEngine(t testing.TB, config Config, deps Deps) *Engine {
+// it, and the engine.
+func newEngine(t testing.TB, config Config, deps Deps) *testEngine {
 	t.Helper()
 	w, err := NewWorker(config, deps)
 	require.NoError(t, err)
 	rc := &river.Config{}
 	require.NoError(t, w.Register(rc))
-	deps.Jobs, err = river.NewClient(riverpgxv5.New(deps.Pool), rc)
+	client, err := river.NewClient(riverpgxv5.New(deps.Pool), rc)
 	require.NoError(t, err)
 	deps.Worker = w
 	e, err := New(config, deps)
 	require.NoError(t, err)
-	return e
+	return &testEngine{Engine: e, client: client}
+}
+
+// run runs the engine and its River client as the daemon does, until ctx is done or, until idle, the engine
+// returns; then the client stops, giving jobs in flight stopTimeout.
+func (e *testEngine) run(ctx context.Context, stopTimeout time.Duration) error {
+	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	jobsDone := make(chan error, 1)
+	go func() { jobsDone <- jobqueue.Run(jobsCtx, e.client, stopTimeout, zap.NewNop()) }()
+	err := e.Run(ctx)
+	stopJobs()
+	return errors.Join(err, <-jobsDone)
 }
 
 // runUntilPosting runs e, enqueues a job for caseID in Midsomer, and returns once CommCare has received its post,
 // with the function that stops e and the channel Run's result arrives on.
-func (f *fixture) runUntilPosting(t *testing.T, e *Engine, caseID string) (context.CancelFunc, <-chan error) {
+func (f *fixture) runUntilPosting(t *testing.T, e *testEngine, caseID string, stopTimeout time.Duration) (context.CancelFunc, <-chan error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
+	go func() { done <- e.run(ctx, stopTimeout) }()
 	f.enqueue(t, e.client, 1111, caseID)
 	require.Eventually(t, func() bool {
 		for _, r := range f.cc.Requests() {
@@ -96,7 +116,6 @@ func TestNewReportsEveryProblem(t *testing.T) {
 
 	_, err = New(Config{UserID: "user"}, Deps{})
 	require.EqualError(t, err, "e4: a database pool is required\n"+
-		"e4: a River client is required\n"+
 		"e4: a registered worker is required")
 }
 
@@ -147,7 +166,7 @@ func TestEngineDeliversEveryCaseExactlyOnceDespiteFaults(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	require.NoError(t, e.Run(ctx))
+	require.NoError(t, e.run(ctx, 5*time.Second))
 
 	require.Equal(t, map[rivertype.JobState]int{rivertype.JobStateCompleted: cases}, f.jobStates(t))
 	faults := f.cc.FaultsInjected()
@@ -186,14 +205,14 @@ func TestEngineStopLetsPostsInFlightFinish(t *testing.T) {
 	f.cc.Fail(http.MethodPost, receiverPath, commcaretest.Fault{Delay: 500 * time.Millisecond})
 	e := newEngine(t, testConfig(), f.deps(t, nil))
 
-	cancel, done := f.runUntilPosting(t, e, "case-1")
+	cancel, done := f.runUntilPosting(t, e, "case-1", 5*time.Second)
 	cancel()
 	require.NoError(t, <-done)
 	require.Len(t, f.events(t, id, casedb.EventSendToCommCareSucceeded), 1)
 	require.Equal(t, map[rivertype.JobState]int{rivertype.JobStateCompleted: 1}, f.jobStates(t))
 }
 
-// TestEngineStopCancelsPostsThatOutlastTheStopTimeout stops the engine while a post hangs: after StopTimeout the
+// TestEngineStopCancelsPostsThatOutlastTheStopTimeout stops the engine while a post hangs: after the stop timeout the
 // post is cancelled, Run returns, and River puts the job back to be worked as soon as a daemon runs again.
 func TestEngineStopCancelsPostsThatOutlastTheStopTimeout(t *testing.T) {
 	t.Parallel()
@@ -201,11 +220,10 @@ func TestEngineStopCancelsPostsThatOutlastTheStopTimeout(t *testing.T) {
 	id := f.addCase(t, "case-1", 1111, map[string]any{"full_name": "Ada"})
 	f.cc.Fail(http.MethodPost, receiverPath, commcaretest.Fault{Delay: time.Minute})
 	config := testConfig()
-	config.StopTimeout = 200 * time.Millisecond
 	config.Retry = RetryPolicy{Base: time.Hour, Cap: time.Hour}
 	e := newEngine(t, config, f.deps(t, nil))
 
-	cancel, done := f.runUntilPosting(t, e, "case-1")
+	cancel, done := f.runUntilPosting(t, e, "case-1", 200*time.Millisecond)
 	stopped := time.Now()
 	cancel()
 	require.NoError(t, <-done)

@@ -92,7 +92,7 @@ func (f *fixture) addLab(t *testing.T, indexCaseID int64, l lab) {
 // testConfig is a configuration for tests: retries in milliseconds.
 func testConfig() Config {
 	return Config{Username: "test-username", UserID: "test-user-id", Retry: RetryPolicy{Base: 10 * time.Millisecond,
-		Cap: 50 * time.Millisecond}, PollInterval: 20 * time.Millisecond, StopTimeout: 5 * time.Second}
+		Cap: 50 * time.Millisecond}, PollInterval: 20 * time.Millisecond}
 }
 
 func (f *fixture) deps(t *testing.T, commCare CommCare) Deps {
