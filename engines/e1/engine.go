@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+	"github.com/viaduct-nys/viaduct/pkg/poll"
 )
 
 // Config is Engine 1's configuration.
@@ -94,11 +96,32 @@ type Deps struct {
 
 // Engine is Engine 1, the ECLRS extractor.
 type Engine struct {
+	// TestSignals are signalled as Run works; the zero value signals nothing. Tests call TestSignals.Init.
+	TestSignals TestSignals
+
 	config   Config
 	deps     Deps
 	sqs      *sqs.Client
 	importer *Importer
 	logger   *zap.Logger
+	receive  *receiveHealth
+}
+
+// TestSignals are what Engine 1 signals for tests to wait on.
+type TestSignals struct {
+	// ReceiveFailed is signalled after every failed receive from the queue, with the problem as it then stands.
+	ReceiveFailed poll.Signal[ReceiveProblem]
+}
+
+// Init readies every signal for tb. Only tests call it.
+func (ts *TestSignals) Init(tb poll.TB) {
+	ts.ReceiveFailed.Init(tb)
+}
+
+// ReceiveProblem returns why the engine cannot read its queue, or nil when its last receive worked (or it has not
+// tried yet).
+func (e *Engine) ReceiveProblem() *ReceiveProblem {
+	return e.receive.current()
 }
 
 // New validates config and returns an Engine ready to Run.
@@ -140,6 +163,7 @@ func New(config Config, deps Deps) (*Engine, error) {
 		sqs:      sqs.NewFromConfig(deps.AWSConfig, deps.SQSOptFns...),
 		importer: NewImporter(config.Importer, deps.Pool, deps.Logger, deps.Metrics),
 		logger:   deps.Logger,
+		receive:  &receiveHealth{queueURL: config.QueueURL, logger: deps.Logger, metrics: deps.Metrics},
 	}, nil
 }
 
@@ -147,9 +171,10 @@ func New(config Config, deps Deps) (*Engine, error) {
 // announce. It returns nil on a clean stop; an error only when the queue cannot be listened to at all.
 func (e *Engine) Run(ctx context.Context) error {
 	waitSeconds := int32(e.config.WaitTime / time.Second)
+	e.receive.failed = e.TestSignals.ReceiveFailed
 	sub, err := wmsqs.NewSubscriber(wmsqs.SubscriberConfig{
 		AWSConfig:                   e.deps.AWSConfig,
-		OptFns:                      e.deps.SQSOptFns,
+		OptFns:                      append(slices.Clone(e.deps.SQSOptFns), e.receive.watchReceives),
 		DoNotCreateQueueIfNotExists: true,
 		QueueUrlResolver:            wmsqs.TransparentUrlResolver{},
 		Unmarshaler:                 ReceiptHandleUnmarshaler{},
@@ -162,7 +187,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			in.MessageSystemAttributeNames = []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount}
 			return in, nil
 		},
-	}, e.deps.WatermillLogger)
+	}, quietReceiveErrors{e.deps.WatermillLogger})
 	if err != nil {
 		return fmt.Errorf("e1: creating the SQS subscriber: %w", err)
 	}

@@ -14,6 +14,7 @@ type Metrics struct {
 	notifications *prometheus.CounterVec
 	importSeconds prometheus.Histogram
 	batchSeconds  prometheus.Histogram
+	receiveErrors *prometheus.CounterVec
 }
 
 // NewMetrics creates Engine 1's metrics and registers them with reg.
@@ -42,7 +43,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
-	reg.MustRegister(m.files, m.rows, m.notifications, m.importSeconds, m.batchSeconds)
+	m.receiveErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "viaduct", Subsystem: "e1", Name: "receive_errors_total",
+		Help: "Failed receives from the SQS queue, by reason (queue_missing, access_denied, no_credentials, " +
+			"bad_credentials, unreachable, other). While any grows, no export is imported.",
+	}, []string{"reason"})
+	for _, r := range []string{ReasonQueueMissing, ReasonAccessDenied, ReasonNoCredentials, ReasonBadCredentials,
+		ReasonUnreachable, ReasonOther} {
+		m.receiveErrors.WithLabelValues(r) // exported at 0, so a rate can be taken before the first failure
+	}
+	reg.MustRegister(m.files, m.rows, m.notifications, m.importSeconds, m.batchSeconds, m.receiveErrors)
 	return m
 }
 
@@ -77,4 +87,11 @@ func (m *Metrics) notification(action string) {
 		return
 	}
 	m.notifications.WithLabelValues(action).Inc()
+}
+
+func (m *Metrics) receiveError(reason string) {
+	if m == nil {
+		return
+	}
+	m.receiveErrors.WithLabelValues(reason).Inc()
 }
