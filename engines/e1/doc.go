@@ -2,14 +2,17 @@
 //
 // # Reads
 //
-// S3 event notifications from an SQS queue (raw, or wrapped in an SNS envelope), through watermill-aws; the
-// announced objects from S3, streamed, never held whole in memory or copied to disk; and from PostgreSQL the
-// identity checksums of every row already imported (abouts) and the files already handled (files).
+// S3 event notifications from an SQS queue (raw, or wrapped in an SNS envelope), through watermill-aws, as S3 and
+// the emulators write them: keys form-encoded, eventTime in RFC 3339 or without a zone (moto's, read as UTC), and
+// nothing required beyond eventName, eventTime, bucket and key (moto sends no sequencer); the announced objects
+// from S3, streamed, never held whole in memory or copied to disk; and from PostgreSQL the identity checksums of
+// every row already imported (abouts) and the files already handled (files).
 //
 // # Does
 //
-// For each announced .txt object: skip it if the same object (bucket, key, ETag, version) was already handled or
-// if a later export is already in; otherwise stream it through bounded stages — read lines, parse and checksum
+// For each announced .txt object: skip it if the same object (bucket, key, ETag, version) was already handled (a
+// notification delivered twice, or moto's Put and CompleteMultipartUpload of one multipart upload) or if a later
+// export is already in; otherwise stream it through bounded stages — read lines, parse and checksum
 // (several workers), then de-duplicate and insert (one writer, in file order, a batch at a time). A row is new when
 // its identity checksum is in no earlier file; its checksum is over the fields padded to the newest layout, so a
 // result sent again in an older layout is still recognised. Malformed rows are recorded and counted; the rest of

@@ -1,6 +1,8 @@
 package e1
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"os"
 	"path/filepath"
@@ -14,12 +16,15 @@ import (
 
 	"github.com/viaduct-nys/viaduct/pkg/awstest"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+	"github.com/viaduct-nys/viaduct/pkg/eclrs/eclrsgen"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
 // TestEngine runs Engine 1 for real: an S3 object uploaded, announced on SQS as S3 would (through SNS or directly),
 // received through watermill-aws, imported, and the message deleted. It runs against in-process emulators, or
-// unchanged against whatever AWS_ENDPOINT_URL names (fauxqs in CI, LocalStack where Docker exists).
+// unchanged against whatever AWS_ENDPOINT_URL names (fauxqs and moto in CI, LocalStack where Docker exists). Where
+// the bucket sends its own notifications (moto, LocalStack) the engine reads those, except in the subtests that
+// choose what the notification says, whose bucket is silent (awstest.CreateOpts.SilentBucket).
 func TestEngine(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -33,10 +38,12 @@ func TestEngine(t *testing.T) {
 		res    awstest.Resources
 		engine *Engine
 	}
-	setup := func(t *testing.T) *testBundle {
+	// setup makes a database, and resources as opts says with a queue visibility of 30 s unless it says otherwise.
+	setup := func(t *testing.T, opts awstest.CreateOpts) *testBundle {
 		t.Helper()
 		db := pgtest.New(t)
-		res, err := env.CreateResources(ctx, awstest.UniqueNames("e1"), &awstest.CreateOpts{VisibilityTimeout: 30 * time.Second})
+		opts.VisibilityTimeout = cmp.Or(opts.VisibilityTimeout, 30*time.Second)
+		res, err := env.CreateResources(ctx, awstest.UniqueNames("e1"), &opts)
 		require.NoError(t, err)
 		engine, err := New(Config{
 			QueueURL:          res.QueueURL,
@@ -101,7 +108,7 @@ func TestEngine(t *testing.T) {
 
 	t.Run("ImportsAnnouncedExportsThroughSNSAndDirectly", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
+		b := setup(t, awstest.CreateOpts{SilentBucket: true})
 		upload(t, b, "v3_three_rows.txt", "exports/COVID19_ECLRS_Export 2026-11-20 0800.TXT")
 		upload(t, b, "v3_with_aoe_answers.txt", "exports/COVID19_ECLRS_Export 2026-11-20 0830.txt")
 		announce(t, b, "exports/COVID19_ECLRS_Export 2026-11-20 0800.TXT", awstest.AnnounceOpts{EventTime: time.Now().Add(-time.Hour)})
@@ -123,9 +130,57 @@ func TestEngine(t *testing.T) {
 		queueIsEmpty(t, b)
 	})
 
+	t.Run("ImportsWhatTheBucketAnnounces", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, awstest.CreateOpts{})
+		const key = "exports/COVID19 ECLRS+Export 2026-12-04 09:30.TXT"
+		upload(t, b, "v3_three_rows.txt", key)
+		announce(t, b, key, awstest.AnnounceOpts{})
+
+		runUntilIdle(t, b)
+
+		got := files(t, b)
+		require.Len(t, got, 1)
+		f := got["s3://"+b.res.Names.Bucket+"/"+key]
+		require.NotNil(t, f, "the key is decoded as S3 encodes it; files: %v", got)
+		require.Equal(t, eclrs.FileImported, f.Status)
+		require.NotNil(t, f.EventTime)
+		require.WithinDuration(t, time.Now(), *f.EventTime, time.Minute, "the event time is UTC, zone or none")
+		require.Equal(t, int64(3), testResults(t, b))
+		queueIsEmpty(t, b)
+	})
+
+	t.Run("MultipartUploadImportsOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, awstest.CreateOpts{})
+		// Over awstest.PartSize, so Upload sends it in parts.
+		var export bytes.Buffer
+		require.NoError(t, eclrsgen.Write(&export, eclrsgen.Options{Rows: 15_000, Seed: 9}))
+		require.Greater(t, export.Len(), awstest.PartSize)
+		const key = "COVID19_ECLRS_Export_positive_2026-12-04 0930.txt"
+		require.NoError(t, env.Upload(ctx, b.res.Names.Bucket, key, &export))
+		if b.res.BucketNotifies {
+			announce(t, b, key, awstest.AnnounceOpts{}) // moto sends a Put and then the CompleteMultipartUpload
+		} else {
+			announce(t, b, key, awstest.AnnounceOpts{EventName: "ObjectCreated:Put"}) // as moto does
+			announce(t, b, key, awstest.AnnounceOpts{EventName: "ObjectCreated:CompleteMultipartUpload"})
+		}
+
+		runUntilIdle(t, b)
+
+		got := files(t, b)
+		require.Len(t, got, 1)
+		f := got["s3://"+b.res.Names.Bucket+"/"+key]
+		require.Equal(t, eclrs.FileImported, f.Status)
+		require.Equal(t, 1, f.Attempts, "the second notification found the object imported and did nothing")
+		require.Equal(t, int64(15_000), f.Statistics.New.Total)
+		require.Equal(t, int64(15_000), testResults(t, b))
+		queueIsEmpty(t, b)
+	})
+
 	t.Run("SameObjectAnnouncedTwiceImportsOnce", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
+		b := setup(t, awstest.CreateOpts{SilentBucket: true})
 		upload(t, b, "v3_three_rows.txt", "twice.txt")
 		announce(t, b, "twice.txt", awstest.AnnounceOpts{})
 		announce(t, b, "twice.txt", awstest.AnnounceOpts{Raw: true})
@@ -141,7 +196,9 @@ func TestEngine(t *testing.T) {
 
 	t.Run("OlderExportAnnouncedLateIsSkipped", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
+		// A short visibility: moto answers a long poll that the first run left behind when it stopped, and the
+		// notification it takes there comes back only once that visibility runs out.
+		b := setup(t, awstest.CreateOpts{SilentBucket: true, VisibilityTimeout: 2 * time.Second})
 		upload(t, b, "v3_three_rows.txt", "newer.txt")
 		upload(t, b, "v3_with_aoe_answers.txt", "older.txt")
 		announce(t, b, "newer.txt", awstest.AnnounceOpts{EventTime: time.Now()})
@@ -157,10 +214,10 @@ func TestEngine(t *testing.T) {
 
 	t.Run("UnusableMessagesAreAcknowledgedNotLooped", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
+		b := setup(t, awstest.CreateOpts{})
 		upload(t, b, "v3_three_rows.txt", "report.csv")
 		upload(t, b, "bad_header.txt", "bad_header.txt")
-		announce(t, b, "report.csv", awstest.AnnounceOpts{})     // not an export
+		announce(t, b, "report.csv", awstest.AnnounceOpts{})     // not an export (a bucket that sends its own does not)
 		announce(t, b, "bad_header.txt", awstest.AnnounceOpts{}) // fails, with the reason recorded
 		// Announced, never uploaded (deleted before Engine 1 got to it).
 		missing, err := awstest.ObjectCreatedEvent(awstest.ObjectInfo{Bucket: b.res.Names.Bucket, Key: "missing.txt", ETag: "0f0f", Size: 10}, awstest.AnnounceOpts{})

@@ -126,7 +126,7 @@ func (r s3Record) notification() (n Notification, ok bool, err error) {
 	if r.S3.Object.Key == nil || *r.S3.Object.Key == "" {
 		return n, false, errors.New("no s3.object.key")
 	}
-	// S3 form-encodes keys in events: "+" is a space, "%3A" a colon.
+	// S3 form-encodes keys in events: "+" is a space, "%3A" a colon, "%2F" (moto) or "/" a slash.
 	key, err := url.QueryUnescape(*r.S3.Object.Key)
 	if err != nil {
 		return n, false, fmt.Errorf("decoding s3.object.key %q: %w", *r.S3.Object.Key, err)
@@ -134,9 +134,9 @@ func (r s3Record) notification() (n Notification, ok bool, err error) {
 	if r.EventTime == "" {
 		return n, false, errors.New("no eventTime")
 	}
-	eventTime, err := time.Parse(time.RFC3339Nano, r.EventTime)
+	eventTime, err := parseEventTime(r.EventTime)
 	if err != nil {
-		return n, false, fmt.Errorf("parsing eventTime: %w", err)
+		return n, false, err
 	}
 	if r.S3.Object.Size < 0 {
 		return n, false, fmt.Errorf("negative s3.object.size %d", r.S3.Object.Size)
@@ -151,4 +151,21 @@ func (r s3Record) notification() (n Notification, ok bool, err error) {
 		Size:      r.S3.Object.Size,
 		VersionID: r.S3.Object.VersionID,
 	}, true, nil
+}
+
+// zonelessEventTime is an eventTime without a zone, as moto writes it ("2026-12-04T23:23:31.458320"): S3's event
+// times are UTC, so it is read as UTC.
+const zonelessEventTime = "2006-01-02T15:04:05.999999999"
+
+// parseEventTime reads a record's eventTime: RFC 3339 as S3 writes it ("2020-10-20T08:02:13.456Z"), or the same
+// without a zone.
+func parseEventTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err == nil {
+		return t, nil
+	}
+	if t, zerr := time.Parse(zonelessEventTime, s); zerr == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("parsing eventTime: %w", err)
 }

@@ -20,6 +20,14 @@ func notificationFixture(t testing.TB, name string) []byte {
 	return data
 }
 
+// motoMultipart is the object of moto_multipart_*.json, announced as event at 23:23:31 and micros microseconds.
+func motoMultipart(event string, micros int) Notification {
+	return Notification{
+		Bucket: "eclrs-exports", ETag: "23a58a0198c4e39fb3c8c7b36e921c9f-2", EventName: event,
+		EventTime: time.Date(2026, 12, 4, 23, 23, 31, micros*1000, time.UTC), Key: "big.txt", Size: 8388618,
+	}
+}
+
 func TestParseNotification(t *testing.T) {
 	t.Parallel()
 
@@ -67,12 +75,37 @@ func TestParseNotification(t *testing.T) {
 				Key:       "exports/COVID19_ECLRS_Export_positive_2020-10-20 0402:15 +%.TXT", Size: 5,
 			}},
 		},
+		{
+			// What moto 5 sends through SNS: eventTime without a zone (UTC, as S3's), "/" encoded as %2F, no
+			// sequencer, no versionId, no Subject on the envelope.
+			name:    "Moto",
+			fixture: "moto_put.json",
+			want: []Notification{{
+				Bucket: "eclrs-exports", ETag: "b1946ac92492d2347c6235b4d2611184", EventName: "ObjectCreated:Put",
+				EventTime: time.Date(2026, 12, 4, 23, 23, 31, 458320e3, time.UTC),
+				Key:       "exports/COVID19_ECLRS_Export_positive_2026-12-04 0930:15.TXT", Size: 6,
+			}},
+		},
+		// moto announces a multipart upload twice, Put then CompleteMultipartUpload: one object, told apart only by
+		// the event (the engine imports it once, TestEngine/MultipartUploadImportsOnce).
+		{name: "MotoMultipartPut", fixture: "moto_multipart_put.json", want: []Notification{motoMultipart("ObjectCreated:Put", 542358)}},
+		{name: "MotoMultipartComplete", fixture: "moto_multipart_complete.json", want: []Notification{motoMultipart("ObjectCreated:CompleteMultipartUpload", 543608)}},
+		{name: "MotoTestEvent", fixture: "moto_test_event.json", testEvt: true},
+		{
+			name:    "ZonelessEventTimeWithoutFraction",
+			fixture: "zoneless_event_time_seconds.json",
+			want: []Notification{{
+				Bucket: "eclrs-exports", ETag: "aa", EventName: "ObjectCreated:Put",
+				EventTime: time.Date(2026, 12, 4, 23, 23, 31, 0, time.UTC), Key: "positive.TXT", Size: 1,
+			}},
+		},
 		{name: "OnlyOtherEvents", fixture: "object_removed.json", want: []Notification{}},
 		{name: "MissingKey", fixture: "missing_key.json", wantErr: "record 0: no s3.object.key"},
 		{name: "MissingBucket", fixture: "missing_bucket.json", wantErr: "record 0: no s3.bucket.name"},
 		{name: "MissingEventName", fixture: "missing_event_name.json", wantErr: "record 0: no eventName"},
 		{name: "MissingEventTime", fixture: "missing_event_time.json", wantErr: "record 0: no eventTime"},
 		{name: "BadEventTime", fixture: "bad_event_time.json", wantErr: "record 0: parsing eventTime"},
+		{name: "EventTimeWithSpace", fixture: "bad_event_time_space.json", wantErr: "record 0: parsing eventTime"},
 		{name: "BadKeyEscape", fixture: "bad_key_escape.json", wantErr: `decoding s3.object.key "positive%zz.TXT"`},
 		{name: "EmptyRecords", fixture: "empty_records.json", wantErr: "no records in S3 event"},
 		{name: "NotAnS3Event", fixture: "not_s3_event.json", wantErr: "not an S3 event"},
@@ -134,6 +167,38 @@ func TestParseNotificationReadsAwstestEvents(t *testing.T) {
 	require.NoError(t, err)
 	_, err = ParseNotification(test)
 	require.ErrorIs(t, err, ErrTestEvent)
+}
+
+func TestParseEventTime(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		in      string
+		want    time.Time
+		wantErr bool
+	}{
+		{in: "2020-10-20T08:02:13.456Z", want: time.Date(2020, 10, 20, 8, 2, 13, 456e6, time.UTC)},
+		{in: "2020-10-20T04:02:13-04:00", want: time.Date(2020, 10, 20, 8, 2, 13, 0, time.UTC)},
+		{in: "2026-12-04T23:23:31.458320", want: time.Date(2026, 12, 4, 23, 23, 31, 458320e3, time.UTC)},
+		{in: "2026-12-04T23:23:31", want: time.Date(2026, 12, 4, 23, 23, 31, 0, time.UTC)},
+		{in: "2026-12-04T23:23:31.123456789", want: time.Date(2026, 12, 4, 23, 23, 31, 123456789, time.UTC)},
+		{in: "2026-12-04 23:23:31", wantErr: true},
+		{in: "2026-12-04", wantErr: true},
+		{in: "2026-12-04T24:00:00", wantErr: true},
+		{in: "20 October 2020", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseEventTime(tt.in)
+			if tt.wantErr {
+				require.ErrorContains(t, err, "parsing eventTime")
+				return
+			}
+			require.NoError(t, err)
+			require.True(t, tt.want.Equal(got), "got %s, want %s", got, tt.want)
+		})
+	}
 }
 
 func TestIsImportable(t *testing.T) {

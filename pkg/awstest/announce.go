@@ -25,7 +25,9 @@ const snsSubject = "Amazon S3 Notification"
 // sequence makes sequencers unique within the process even for events of the same nanosecond.
 var sequence atomic.Uint64
 
-// AnnounceOpts are the optional settings of Announce and AnnounceTestEvent.
+// AnnounceOpts are the optional settings of Announce and AnnounceTestEvent. Where the bucket sends its own
+// notifications (Resources.BucketNotifies) Announce publishes nothing, so they do not apply: tests that need them
+// create their resources with CreateOpts.SilentBucket.
 type AnnounceOpts struct {
 	// EventName is the record's eventName. Defaults to "ObjectCreated:Put"; Announce defaults to
 	// "ObjectCreated:CompleteMultipartUpload" instead when the object's ETag has the multipart form (md5-parts).
@@ -49,10 +51,11 @@ type ObjectInfo struct {
 }
 
 // Announce delivers to the queue the notification S3 would send for an object just uploaded to bucket: an S3
-// event whose size and ETag come from HeadObject. Against LocalStack the bucket's own notification does that, so
-// Announce does nothing there.
+// event whose size and ETag come from HeadObject. Where the bucket sends its own (res.BucketNotifies), Announce
+// instead waits until it has sent it, so that the queue holds it when Announce returns; for a key the bucket's
+// notification does not cover (NotificationSuffixes) it returns at once, as S3 sends nothing.
 func (e *Env) Announce(ctx context.Context, res Resources, bucket, key string, opts AnnounceOpts) error {
-	if e.Emulator == EmulatorLocalStack {
+	if res.BucketNotifies && !bucketAnnounces(key) {
 		return nil
 	}
 
@@ -69,6 +72,9 @@ func (e *Env) Announce(ctx context.Context, res Resources, bucket, key string, o
 	if v := aws.ToString(head.VersionId); v != "null" { // "null" is S3's version of unversioned objects
 		obj.VersionID = v
 	}
+	if res.BucketNotifies {
+		return e.awaitNotification(ctx, res, heardObject{bucket: bucket, key: key, etag: obj.ETag})
+	}
 
 	if opts.EventName == "" && strings.Contains(obj.ETag, "-") {
 		opts.EventName = "ObjectCreated:CompleteMultipartUpload"
@@ -81,7 +87,8 @@ func (e *Env) Announce(ctx context.Context, res Resources, bucket, key string, o
 }
 
 // AnnounceTestEvent delivers the s3:TestEvent message S3 sends once when a bucket's notification configuration is
-// saved. It is sent on every emulator, LocalStack included, because nothing else produces one on demand.
+// saved. It is sent on every emulator, those whose buckets send their own included (CreateResources takes theirs
+// off the queue), because nothing else produces one on demand.
 func (e *Env) AnnounceTestEvent(ctx context.Context, res Resources, opts AnnounceOpts) error {
 	body, err := S3TestEvent(res.Names.Bucket, opts.EventTime)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/stretchr/testify/require"
@@ -124,7 +126,7 @@ func TestEnv(t *testing.T) {
 
 	t.Run("AnnounceRaw", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, nil)
+		b := setup(t, &CreateOpts{SilentBucket: true})
 		ctx := context.Background()
 
 		key := "exports/COVID19 ECLRS 2020-10-20 04:02.txt"
@@ -135,8 +137,7 @@ func TestEnv(t *testing.T) {
 
 		msg := receiveOne(t, b.env, b.res.QueueURL, 10*time.Second)
 		body, wrapped := unwrap(t, aws.ToString(msg.Body))
-		// LocalStack's real notification goes through the topic, whose subscription wraps.
-		require.Equal(t, b.env.Emulator == EmulatorLocalStack, wrapped)
+		require.False(t, wrapped)
 
 		rec := decodeEvent(t, body)
 		require.Equal(t, "aws:s3", rec.EventSource)
@@ -147,16 +148,14 @@ func TestEnv(t *testing.T) {
 		sum := md5.Sum(content)
 		require.Equal(t, hex.EncodeToString(sum[:]), rec.S3.Object.ETag)
 		require.NotEmpty(t, rec.S3.Object.Sequencer)
-		if b.env.Emulator != EmulatorLocalStack {
-			require.Equal(t, "2.1", rec.EventVersion)
-			require.Equal(t, "2020-10-20T04:02:00.123Z", rec.EventTime)
-		}
+		require.Equal(t, "2.1", rec.EventVersion)
+		require.Equal(t, "2020-10-20T04:02:00.123Z", rec.EventTime)
 		deleteMessage(t, b.env, b.res.QueueURL, msg)
 	})
 
 	t.Run("AnnounceThroughTopic", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, nil)
+		b := setup(t, &CreateOpts{SilentBucket: true})
 		ctx := context.Background()
 
 		key := "positive.TXT"
@@ -178,7 +177,7 @@ func TestEnv(t *testing.T) {
 
 	t.Run("AnnounceThroughRawSubscription", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, &CreateOpts{RawMessageDelivery: true})
+		b := setup(t, &CreateOpts{RawMessageDelivery: true, SilentBucket: true})
 		ctx := context.Background()
 
 		require.NoError(t, b.env.Upload(ctx, b.res.Names.Bucket, "raw.txt", strings.NewReader("raw")))
@@ -202,7 +201,73 @@ func TestEnv(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(aws.ToString(msg.Body)), &ev))
 		require.Equal(t, "s3:TestEvent", ev["Event"])
 		require.Equal(t, b.res.Names.Bucket, ev["Bucket"])
+		// Where the bucket sent one when its notification was configured, CreateResources took it off the queue.
+		require.Equal(t, "VIADUCTTEST", ev["RequestId"], "the test event Announce sent, not the bucket's")
 		deleteMessage(t, b.env, b.res.QueueURL, msg)
+	})
+
+	t.Run("BucketSendsItsOwnNotifications", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, nil)
+		ctx := context.Background()
+		bucket := b.res.Names.Bucket
+
+		require.Equal(t, b.env.DeliversNotifications(), b.res.BucketNotifies)
+		if !b.res.BucketNotifies {
+			t.Logf("%s delivers no bucket notifications; Announce publishes them (the Announce subtests)", b.env.Emulator)
+			return
+		}
+
+		// The first message on the queue is the upload's: the s3:TestEvent is gone.
+		key := "exports/COVID19 ECLRS+Export 2026-12-04 09:30.TXT"
+		content := []byte("header\nrow\n")
+		require.NoError(t, b.env.Upload(ctx, bucket, key, bytes.NewReader(content)))
+		require.NoError(t, b.env.Announce(ctx, b.res, bucket, key, AnnounceOpts{}))
+		msg := receiveOne(t, b.env, b.res.QueueURL, 10*time.Second)
+		body, wrapped := unwrap(t, aws.ToString(msg.Body))
+		require.True(t, wrapped, "through the topic, whose subscription wraps")
+		rec := decodeEvent(t, body)
+		require.Equal(t, "ObjectCreated:Put", rec.EventName)
+		require.Equal(t, bucket, rec.S3.Bucket.Name)
+		got, err := url.QueryUnescape(rec.S3.Object.Key)
+		require.NoError(t, err)
+		require.Equal(t, key, got, "the key, form-encoded (%s)", rec.S3.Object.Key)
+		require.Equal(t, int64(len(content)), rec.S3.Object.Size)
+		sum := md5.Sum(content)
+		require.Equal(t, hex.EncodeToString(sum[:]), rec.S3.Object.ETag)
+		deleteMessage(t, b.env, b.res.QueueURL, msg)
+
+		// A key the configuration does not cover is not announced, and Announce does not wait for it.
+		require.NoError(t, b.env.Upload(ctx, bucket, "report.csv", strings.NewReader("x")))
+		require.NoError(t, b.env.Announce(ctx, b.res, bucket, "report.csv", AnnounceOpts{}))
+
+		// A multipart upload: S3 announces its CompleteMultipartUpload; moto a Put first, for the same object.
+		big := bytes.Repeat([]byte("multipart\n"), (PartSize+10)/10)
+		require.NoError(t, b.env.Upload(ctx, bucket, "big.txt", bytes.NewReader(big)))
+		require.NoError(t, b.env.Announce(ctx, b.res, bucket, "big.txt", AnnounceOpts{}))
+		var events []string
+		for {
+			out, err := b.env.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(b.res.QueueURL),
+				MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+			require.NoError(t, err)
+			if len(out.Messages) == 0 {
+				break
+			}
+			for _, m := range out.Messages {
+				body, _ := unwrap(t, aws.ToString(m.Body))
+				rec := decodeEvent(t, body)
+				require.Equal(t, "big.txt", rec.S3.Object.Key, "nothing for report.csv")
+				require.Regexp(t, `-2$`, rec.S3.Object.ETag, "two parts")
+				require.Equal(t, int64(len(big)), rec.S3.Object.Size)
+				events = append(events, rec.EventName)
+				deleteMessage(t, b.env, b.res.QueueURL, m)
+			}
+		}
+		require.NotEmpty(t, events)
+		require.Equal(t, "ObjectCreated:CompleteMultipartUpload", events[len(events)-1], "events: %v", events)
+		if b.env.Emulator == EmulatorMoto {
+			require.Equal(t, []string{"ObjectCreated:Put", "ObjectCreated:CompleteMultipartUpload"}, events)
+		}
 	})
 
 	t.Run("UploadFromStream", func(t *testing.T) {
@@ -224,7 +289,7 @@ func TestEnv(t *testing.T) {
 
 	t.Run("UploadMultipart", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, nil)
+		b := setup(t, &CreateOpts{SilentBucket: true})
 		ctx := context.Background()
 
 		content := bytes.Repeat([]byte("multipart\n"), (2*PartSize+123)/10)
@@ -310,6 +375,7 @@ func TestStartSelectsEndpoint(t *testing.T) {
 		wantEmulator string
 		wantEndpoint string
 		wantPath     bool
+		wantNotifies bool
 		wantErr      string
 	}{
 		{
@@ -330,6 +396,22 @@ func TestStartSelectsEndpoint(t *testing.T) {
 			env:          map[string]string{"AWS_ENDPOINT_URL": "http://localhost:4566", "AWS_EMULATOR": "localstack"},
 			wantEmulator: EmulatorLocalStack,
 			wantEndpoint: "http://localhost:4566",
+			wantPath:     true,
+			wantNotifies: true,
+		},
+		{
+			name:         "Moto",
+			env:          map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:5000", "AWS_EMULATOR": "moto"},
+			wantEmulator: EmulatorMoto,
+			wantEndpoint: "http://127.0.0.1:5000",
+			wantPath:     true,
+			wantNotifies: true,
+		},
+		{
+			name:         "UnknownEmulatorIsExternal",
+			env:          map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_EMULATOR": "fauxqs"},
+			wantEmulator: EmulatorExternal,
+			wantEndpoint: "http://127.0.0.1:4566",
 			wantPath:     true,
 		},
 		{
@@ -355,6 +437,7 @@ func TestStartSelectsEndpoint(t *testing.T) {
 			require.NoError(t, err)
 			defer cleanup()
 			require.Equal(t, tt.wantEmulator, env.Emulator)
+			require.Equal(t, tt.wantNotifies, env.DeliversNotifications())
 			require.Equal(t, tt.wantEndpoint, env.Endpoint)
 			require.Equal(t, tt.wantPath, env.S3UsePathStyle)
 			require.Equal(t, Region, env.AWSConfig.Region)
@@ -445,6 +528,27 @@ func TestObjectCreatedEvent(t *testing.T) {
 	test, err := S3TestEvent("b", at)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2020-10-20T08:02:00.000Z","Bucket":"b","RequestId":"VIADUCTTEST","HostId":"viaduct/test"}`, string(test))
+}
+
+func TestBucketNotification(t *testing.T) {
+	t.Parallel()
+
+	const topic = "arn:aws:sns:us-east-1:000000000000:eclrs-exports"
+	config, err := BucketNotification(topic)
+	require.NoError(t, err)
+	require.Equal(t, []string{".txt", ".TXT"}, NotificationSuffixes)
+	require.Len(t, config.TopicConfigurations, len(NotificationSuffixes))
+	for i, c := range config.TopicConfigurations {
+		require.Equal(t, "eclrs-created"+NotificationSuffixes[i], aws.ToString(c.Id))
+		require.Equal(t, topic, aws.ToString(c.TopicArn))
+		require.Equal(t, []s3types.Event{"s3:ObjectCreated:*"}, c.Events)
+	}
+	require.Empty(t, config.QueueConfigurations)
+	require.Empty(t, config.LambdaFunctionConfigurations)
+
+	for key, want := range map[string]bool{"a.txt": true, "dir/A.TXT": true, "a.Txt": false, "a.csv": false, "txt": false} {
+		require.Equal(t, want, bucketAnnounces(key), key)
+	}
 }
 
 func TestSigningService(t *testing.T) {

@@ -31,6 +31,11 @@ type CreateOpts struct {
 	// VisibilityTimeout is the queue's visibility timeout, rounded up to whole seconds. Defaults to
 	// DefaultVisibilityTimeout. Tests of redelivery use a few seconds.
 	VisibilityTimeout time.Duration
+
+	// SilentBucket leaves the bucket without a notification configuration even on an endpoint whose buckets send
+	// their own notifications (Env.DeliversNotifications), so that Announce publishes one, as everywhere else: for
+	// tests that choose what the notification says (AnnounceOpts) or announce one upload twice.
+	SilentBucket bool
 }
 
 // Resources are the created resources' addresses.
@@ -43,11 +48,20 @@ type Resources struct {
 	QueueURL        string // queue URL: the watermill-aws topic with TransparentUrlResolver, VIADUCT_SQS_QUEUE_URL
 	SubscriptionARN string // the topic's subscription to the queue
 	TopicARN        string // topic ARN, where Announce publishes
+
+	// BucketNotifies says the bucket sends its own notifications of created objects through the topic to the
+	// queue, so Announce waits for them instead of publishing. Set where the endpoint delivers bucket
+	// notifications, unless CreateOpts.SilentBucket.
+	BucketNotifies bool
+
+	witnessURL string // the queue Announce reads the bucket's notifications from, when BucketNotifies
 }
 
 // CreateResources creates the bucket, the dead-letter queue, the queue (redriving to the dead-letter queue), the
-// topic and the topic's subscription to the queue, and on LocalStack the bucket's notification to the topic. It is
-// idempotent: resources that exist are reused and the queue's attributes are set to what opts asks for.
+// topic and the topic's subscription to the queue. Where the endpoint delivers bucket notifications (LocalStack,
+// moto) it also puts the bucket's notification configuration (bucket-notification.json, as localstack/init does),
+// takes the s3:TestEvent that this sends off the queue, and subscribes a witness queue that Announce waits on. It
+// is idempotent: resources that exist are reused and the queue's attributes are set to what opts asks for.
 func (e *Env) CreateResources(ctx context.Context, names Names, opts *CreateOpts) (Resources, error) {
 	if opts == nil {
 		opts = &CreateOpts{}
@@ -88,8 +102,15 @@ func (e *Env) CreateResources(ctx context.Context, names Names, opts *CreateOpts
 	}
 	res.SubscriptionARN = aws.ToString(sub.SubscriptionArn)
 
-	if e.Emulator == EmulatorLocalStack {
-		if err := e.notifyTopic(ctx, names.Bucket, res.TopicARN); err != nil {
+	switch {
+	case !e.DeliversNotifications():
+	case opts.SilentBucket:
+		// A configuration left by an earlier call would announce what Announce publishes a second time.
+		if err := e.putBucketNotification(ctx, names.Bucket, &s3types.NotificationConfiguration{}); err != nil {
+			return res, err
+		}
+	default:
+		if err := e.listenToBucket(ctx, &res); err != nil {
 			return res, err
 		}
 	}
@@ -184,28 +205,4 @@ func queuePolicy(queueARN, topicARN string) map[string]any {
 			"Condition": map[string]any{"ArnEquals": map[string]string{"aws:SourceArn": topicARN}},
 		}},
 	}
-}
-
-// notifyTopic makes the bucket publish s3:ObjectCreated:* events for NotificationSuffixes to the topic, as the
-// LocalStack init script does for the default names.
-func (e *Env) notifyTopic(ctx context.Context, bucket, topicARN string) error {
-	var configs []s3types.TopicConfiguration
-	for _, suffix := range NotificationSuffixes {
-		configs = append(configs, s3types.TopicConfiguration{
-			Id:       aws.String("eclrs-created" + suffix),
-			TopicArn: aws.String(topicARN),
-			Events:   []s3types.Event{"s3:ObjectCreated:*"},
-			Filter: &s3types.NotificationConfigurationFilter{Key: &s3types.S3KeyFilter{
-				FilterRules: []s3types.FilterRule{{Name: s3types.FilterRuleNameSuffix, Value: aws.String(suffix)}},
-			}},
-		})
-	}
-	_, err := e.S3.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
-		Bucket:                    aws.String(bucket),
-		NotificationConfiguration: &s3types.NotificationConfiguration{TopicConfigurations: configs},
-	})
-	if err != nil {
-		return fmt.Errorf("configuring notifications of bucket %s: %w", bucket, err)
-	}
-	return nil
 }

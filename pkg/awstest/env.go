@@ -27,6 +27,9 @@ const (
 	EmulatorExternal = "external"
 	// EmulatorLocalStack is LocalStack, selected by AWS_EMULATOR=localstack. Its buckets deliver real notifications.
 	EmulatorLocalStack = "localstack"
+	// EmulatorMoto is moto_server, selected by AWS_EMULATOR=moto (.ci/moto.sh). Its buckets deliver real
+	// notifications.
+	EmulatorMoto = "moto"
 )
 
 // endpointVars are the variables the SDK's default configuration reads endpoint overrides from. Any of them being
@@ -48,12 +51,22 @@ type Env struct {
 	// bucket.host names, and the SDK has no environment variable for it, so it is carried here.
 	S3UsePathStyle bool
 
-	// Emulator is EmulatorInProcess, EmulatorExternal or EmulatorLocalStack.
+	// Emulator is EmulatorInProcess, EmulatorExternal, EmulatorLocalStack or EmulatorMoto.
 	Emulator string
 
 	// Endpoint is the URL serving all three services: the in-process server, or AWS_ENDPOINT_URL. It is empty when
 	// only the per-service variables are set.
 	Endpoint string
+
+	// heard counts, per witness queue, the bucket notifications read there that no Announce has waited for yet.
+	heardMu sync.Mutex
+	heard   map[string]map[heardObject]int
+}
+
+// DeliversNotifications reports whether the endpoint's buckets send S3 event notifications themselves once
+// configured to (LocalStack, moto). CreateResources then configures them and Announce waits for what they send.
+func (e *Env) DeliversNotifications() bool {
+	return e.Emulator == EmulatorLocalStack || e.Emulator == EmulatorMoto
 }
 
 // Start returns an Env for the endpoint the environment names, or for in-process emulators when it names none
@@ -125,8 +138,10 @@ func start(ctx context.Context, getenv func(string) string) (*Env, func(), error
 	cfg.HTTPClient = &http.Client{Transport: transport}
 
 	emulator := EmulatorExternal
-	if strings.EqualFold(getenv("AWS_EMULATOR"), EmulatorLocalStack) {
-		emulator = EmulatorLocalStack
+	for _, known := range []string{EmulatorLocalStack, EmulatorMoto} {
+		if strings.EqualFold(getenv("AWS_EMULATOR"), known) {
+			emulator = known
+		}
 	}
 	return newEnv(cfg, pathStyle, emulator, getenv("AWS_ENDPOINT_URL")), transport.CloseIdleConnections, nil
 }

@@ -16,10 +16,14 @@ import (
 
 // The files outside Go that create the same resources, relative to this package.
 var (
-	localStackInit = filepath.Join("..", "..", "localstack", "init", "ready.d", "10-resources.sh")
-	localStackEnv  = filepath.Join("..", "..", "localstack", "env.localstack")
-	fauxqsInit     = filepath.Join("..", "..", ".ci", "fauxqs-init.json")
+	localStackInit    = filepath.Join("..", "..", "localstack", "init", "ready.d", "10-resources.sh")
+	localStackEnv     = filepath.Join("..", "..", "localstack", "env.localstack")
+	localStackCompose = filepath.Join("..", "..", "localstack", "docker-compose.yml")
+	fauxqsInit        = filepath.Join("..", "..", ".ci", "fauxqs-init.json")
 )
+
+// localStackNotification is where docker-compose.yml mounts bucket-notification.json for the init script.
+const localStackNotification = "/opt/viaduct/bucket-notification.json"
 
 // TestInitFilesMatchConstants keeps the LocalStack init script, the LocalStack env file and the fauxqs init file in
 // step with resources.go, so a renamed queue cannot pass in-process and fail only where Docker runs.
@@ -46,15 +50,17 @@ func TestInitFilesMatchConstants(t *testing.T) {
 			"REGION":             Region,
 			"VISIBILITY_TIMEOUT": visibility,
 			"MAX_RECEIVE_COUNT":  strconv.Itoa(MaxReceiveCount),
+			"NOTIFICATION":       localStackNotification,
 		}, vars)
 
-		var suffixes []string
-		for _, m := range regexp.MustCompile(`"Name": "suffix", "Value": "([^"]*)"`).FindAllSubmatch(script, -1) {
-			suffixes = append(suffixes, string(m[1]))
-		}
-		require.Equal(t, NotificationSuffixes, suffixes)
-		require.Contains(t, string(script), `"Events": ["s3:ObjectCreated:*"]`)
+		// The bucket notification is bucket-notification.json with the topic's ARN put in, not a copy.
+		require.Contains(t, string(script), `sed "s|`+topicARNPlaceholder+`|$topic_arn|g" "$NOTIFICATION"`)
+		require.NotContains(t, string(script), "TopicConfigurations")
 		require.Contains(t, string(script), "RawMessageDelivery=false")
+
+		compose, err := os.ReadFile(localStackCompose)
+		require.NoError(t, err)
+		require.Contains(t, string(compose), "- ../pkg/awstest/bucket-notification.json:"+localStackNotification+":ro")
 
 		info, err := os.Stat(localStackInit)
 		require.NoError(t, err)
@@ -79,7 +85,6 @@ func TestInitFilesMatchConstants(t *testing.T) {
 		require.Equal(t, EmulatorLocalStack, vars["AWS_EMULATOR"])
 		require.Equal(t, "true", vars["S3_USE_PATH_STYLE"])
 		require.NotEmpty(t, vars["AWS_ENDPOINT_URL"])
-		require.Equal(t, BucketName, vars["VIADUCT_S3_BUCKET"])
 		require.True(t, strings.HasSuffix(vars["VIADUCT_SQS_QUEUE_URL"], "/"+AccountID+"/"+QueueName), vars["VIADUCT_SQS_QUEUE_URL"])
 	})
 

@@ -8,7 +8,8 @@ import (
 )
 
 // The resource names used by the tests, the demo, localstack/init/ready.d/10-resources.sh and .ci/fauxqs-init.json.
-// TestInitFilesMatchConstants fails when those files drift from these values.
+// TestInitFilesMatchConstants fails when those files drift from these values. The bucket's notification
+// configuration is not repeated anywhere: it is bucket-notification.json, read by Go and by the LocalStack script.
 const (
 	// BucketName is the bucket the ECLRS exports are uploaded to.
 	BucketName = "eclrs-exports"
@@ -29,11 +30,6 @@ const (
 	// an import of a 300 MB export runs for minutes; engine 1 also extends visibility while it works.
 	DefaultVisibilityTimeout = 15 * time.Minute
 )
-
-// NotificationSuffixes are the key suffixes the bucket notification is filtered on. S3 compares them
-// case-sensitively and ECLRS names its exports "….TXT", so both spellings are listed; a key such as "x.Txt" is not
-// announced by a real bucket.
-var NotificationSuffixes = []string{".txt", ".TXT"}
 
 // Names are the names of one set of resources: a bucket announcing to a topic, which feeds a queue with a
 // dead-letter queue.

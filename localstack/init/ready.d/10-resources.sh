@@ -2,7 +2,8 @@
 # Creates what viaduct expects in AWS: a bucket that announces new exports to an SNS topic, and a queue with a
 # dead-letter queue subscribed to that topic (SNS envelope, not raw delivery, as the production chain delivers).
 # LocalStack runs this once it is ready. The names must match pkg/awstest/resources.go and .ci/fauxqs-init.json;
-# pkg/awstest's TestInitFilesMatchConstants reads the assignments below.
+# pkg/awstest's TestInitFilesMatchConstants reads the assignments below. Putting the bucket notification makes S3
+# send an s3:TestEvent through the topic: it is the first message on the queue, and engine 1 acknowledges it.
 set -euo pipefail
 
 BUCKET=eclrs-exports
@@ -13,6 +14,7 @@ REGION=us-east-1
 # Seconds. Above the longest import: an ECLRS export of 300 MB takes minutes, and engine 1 extends it while working.
 VISIBILITY_TIMEOUT=900
 MAX_RECEIVE_COUNT=5
+NOTIFICATION=/opt/viaduct/bucket-notification.json
 
 export AWS_DEFAULT_REGION=$REGION
 tmp=$(mktemp -d)
@@ -45,26 +47,10 @@ awslocal sns set-topic-attributes --topic-arn "$topic_arn" --attribute-name Poli
 awslocal sns subscribe --topic-arn "$topic_arn" --protocol sqs --notification-endpoint "$queue_arn" \
 	--attributes RawMessageDelivery=false
 
-# S3 suffix filters are case-sensitive and ECLRS exports end in ".TXT", so both spellings get a configuration.
-# Keys in other cases (".Txt") are not announced; engine 1 accepts any case of ".txt" (IsImportable).
-cat >"$tmp/bucket-notification.json" <<EOF
-{
-  "TopicConfigurations": [
-    {
-      "Id": "eclrs-created.txt",
-      "TopicArn": "$topic_arn",
-      "Events": ["s3:ObjectCreated:*"],
-      "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".txt"}]}}
-    },
-    {
-      "Id": "eclrs-created.TXT",
-      "TopicArn": "$topic_arn",
-      "Events": ["s3:ObjectCreated:*"],
-      "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".TXT"}]}}
-    }
-  ]
-}
-EOF
+# The bucket notification is defined once, in pkg/awstest/bucket-notification.json (mounted by docker-compose.yml),
+# which the integration tests put on their own buckets too: s3:ObjectCreated:* for keys ending in ".txt" or ".TXT"
+# (S3 suffix filters are case-sensitive and ECLRS exports end in ".TXT"; engine 1 accepts any case, IsImportable).
+sed "s|TOPIC_ARN|$topic_arn|g" "$NOTIFICATION" >"$tmp/bucket-notification.json"
 awslocal s3api put-bucket-notification-configuration --bucket "$BUCKET" \
 	--notification-configuration "file://$tmp/bucket-notification.json"
 
