@@ -5,6 +5,8 @@
 //	viaduct run --e1 …          run the enabled engines until SIGINT/SIGTERM (or, with --until-idle, until idle)
 //	viaduct extract FILE|s3://… import ECLRS exports exactly as Engine 1 does and print one JSON object per file
 //	viaduct status [--json]     counts per stage
+//	viaduct trace --file F --line N | --accession A | --patient-key K | --case-id C
+//	                            one result's journey through the engines, in time order
 //	viaduct demo                the whole pipeline on local stand-ins for S3 and SQS
 //	viaduct version             the build's version
 //
@@ -43,6 +45,7 @@ func init() {
 		"run":           {"Run the enabled engines.", runDaemon},
 		"extract":       {"Import ECLRS files as Engine 1 does and print the results as JSON.", runExtract},
 		"status":        {"Print counts per stage.", runStatus},
+		"trace":         {"Print what happened to one result, in time order.", runTrace},
 		"demo":          {"Run the pipeline on local stand-ins for S3, SQS and CommCare.", runDemo},
 		"fake-commcare": {"Serve a fake CommCare HQ for trying the daemon by hand.", runFakeCommCare},
 		"version":       {"Print the version.", runVersion},
@@ -98,6 +101,8 @@ Commands:
   run       Run the enabled engines (--e1 … --e5) until SIGINT/SIGTERM, or with --until-idle until idle.
   extract   Import ECLRS files (paths or s3://bucket/key) as Engine 1 does; one JSON object per file.
   status    Print counts per stage (--json for machines).
+  trace     Print what happened to a result (--file F --line N, --accession, --patient-key or --case-id), in
+            time order: its file, Engine 2's outcome, each hand-off, post to CommCare and merge back.
   demo      Run all five engines on local stand-ins for S3, SQS and CommCare with a generated export.
   fake-commcare
             Serve a fake CommCare HQ (county list, case API, form receiver) for trying the daemon by hand.

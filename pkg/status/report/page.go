@@ -23,6 +23,7 @@ type page struct {
 	Engines       []engineLine
 	FailureWindow string
 	Failures      []failureLine
+	TraceHint     string
 	Domains       []domainLine
 	Counts        []countLine
 	LastImport    string
@@ -78,6 +79,7 @@ func newPage(r *Status, riverUI bool) *page {
 		FailureWindow: status.FailureWindow,
 		Counts:        r.counts(),
 		LastImport:    r.lastImport(),
+		TraceHint:     r.traceHint(),
 	}
 	for _, l := range p.Engines {
 		for _, f := range l.Failures {

@@ -30,6 +30,9 @@ func WriteText(w io.Writer, r *Status) {
 			fmt.Fprintf(w, "  %s: %d× %s, last at %s\n", l.Engine, f.Count, f.Reason, formatTime(&f.Last))
 		}
 	}
+	if hint := r.traceHint(); hint != "" {
+		fmt.Fprintf(w, "  %s\n", hint)
+	}
 
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)

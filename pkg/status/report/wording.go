@@ -143,6 +143,17 @@ func (r *Status) lastImport() string {
 	return s
 }
 
+// traceHint says how to follow one failed test result or case through the engines with `viaduct trace`, when
+// Engine 2 or 4 failed within the failure window ("" otherwise): the failures are listed by reason, not one by one,
+// and the README's operations section has the queries that list them.
+func (r *Status) traceHint() string {
+	if len(r.E2.Failures) == 0 && len(r.E4.Failures) == 0 {
+		return ""
+	}
+	return "To follow one through the engines: viaduct trace --file FILE_ID --line N for a test result, " +
+		"viaduct trace --case-id CASE_ID for a case."
+}
+
 // count words n things: "1 file", "3 files".
 func count(n int64, one, many string) string {
 	if n == 1 {
