@@ -1,7 +1,7 @@
 # Viaduct's commands. `make help` lists them. The two that matter: `make demo` and `make test`.
 SHELL := /bin/bash
 GO ?= go
-# Packages whose tests talk to AWS; CI runs them a second time against fauxqs.
+# Packages whose tests talk to AWS; CI runs them again against fauxqs and against moto.
 AWS_PACKAGES := ./pkg/awstest/... ./engines/e1/... ./cmd/viaduct/...
 
 .PHONY: help
@@ -19,7 +19,9 @@ deps: ## Download the pinned Go modules.
 .PHONY: demo
 demo: db deps ## The whole story: all five engines on local stand-ins (S3, SQS, the standalone fake CommCare); an export flows to CommCare, a tracer's edit flows back.
 	@mkdir -p bin && $(GO) build -o bin/viaduct ./cmd/viaduct
-	@bin/viaduct fake-commcare --addr 127.0.0.1:0 > bin/fake-commcare.out & fake=$$!; \
+	@export VIADUCT_WEBHOOK_PASSWORD="$${VIADUCT_WEBHOOK_PASSWORD:-$$(head -c 24 /dev/urandom | base64 | tr -d '/+=')}"; \
+	  bin/viaduct fake-commcare --addr 127.0.0.1:0 \
+	    --forward-to "http://$${VIADUCT_WEBHOOK_ADDR:-127.0.0.1:8081}/api/commcare_cases" > bin/fake-commcare.out & fake=$$!; \
 	  trap 'kill $$fake 2>/dev/null; wait $$fake 2>/dev/null' EXIT; \
 	  for i in $$(seq 100); do url=$$(sed -n 's/^fake CommCare at //p' bin/fake-commcare.out); [ -n "$$url" ] && break; sleep 0.1; done; \
 	  [ -n "$$url" ] || { echo "the fake CommCare did not start:"; cat bin/fake-commcare.out; exit 1; }; \
@@ -30,15 +32,22 @@ browser: ## Make sure headless Chromium is installed, for the /status page's bro
 	@bash .ci/chromium.sh
 
 .PHONY: test
-test: db deps browser ## Run the whole test suite: lint (gofmt, vet, golangci-lint), all tests with in-process AWS stand-ins, then the AWS tests against fauxqs.
+test: db deps browser ## Run the whole test suite: lint (gofmt, vet, golangci-lint), all tests with in-process AWS stand-ins, then the AWS tests against fauxqs and against moto.
 	$(MAKE) lint
 	$(GO) test -race -shuffle=on -timeout 20m ./...
 	$(MAKE) test/fauxqs
+	$(MAKE) test/moto
 
 .PHONY: test/fauxqs
 test/fauxqs: db ## Run the AWS integration tests against fauxqs (installed from npm, started and stopped here).
 	@trap 'bash .ci/fauxqs.sh stop' EXIT; \
-	  eval "$$(bash .ci/fauxqs.sh start)" && \
+	  vars=$$(bash .ci/fauxqs.sh start) && eval "$$vars" && \
+	  $(GO) test -count=1 -timeout 15m $(AWS_PACKAGES)
+
+.PHONY: test/moto
+test/moto: db ## Run the AWS integration tests against moto_server, whose buckets send their own notifications (python3's moto 5.x, pip-installed when absent).
+	@trap 'bash .ci/moto.sh stop' EXIT; \
+	  vars=$$(bash .ci/moto.sh start) && eval "$$vars" && \
 	  $(GO) test -count=1 -timeout 15m $(AWS_PACKAGES)
 
 .PHONY: test/short
@@ -55,6 +64,11 @@ fuzz: ## Fuzz everything that reads outside input, 30 seconds each.
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCase -fuzztime 30s ./pkg/commcare
 	$(GO) test -run '^$$' -fuzz FuzzFormXML -fuzztime 30s ./pkg/commcare
 	$(GO) test -run '^$$' -fuzz FuzzParseForm -fuzztime 30s ./pkg/commcare/commcaretest
+	$(GO) test -run '^$$' -fuzz FuzzDecodeForwardedCase -fuzztime 30s ./engines/e5
+
+.PHONY: bench-webhook
+bench-webhook: db ## Benchmark case forwarding: a tracer's edit in the fake CommCare to the merged row (p50/p95), and the webhook's cases/s.
+	$(GO) test -tags bench -run TestBenchWebhook -v -count=1 -timeout 30m ./engines/e5
 
 .PHONY: bench-e5
 bench-e5: db ## Benchmark Engine 5 pulling 100,000 changed cases from 10 domains of the fake CommCare at 10 ms per request; print cases/s.

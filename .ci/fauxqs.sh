@@ -94,7 +94,6 @@ export AWS_SECRET_ACCESS_KEY=test
 export S3_USE_PATH_STYLE=true
 export AWS_EMULATOR=fauxqs
 export VIADUCT_SQS_QUEUE_URL=${url:-http://sqs.us-east-1.localhost:$port/000000000000/eclrs-notifications}
-export VIADUCT_S3_BUCKET=eclrs-exports
 EOF
 }
 

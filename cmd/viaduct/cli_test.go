@@ -132,6 +132,9 @@ func TestCommandHelp(t *testing.T) {
 				[2]string{"e5-page-size", "VIADUCT_E5_PAGE_SIZE"},
 				[2]string{"e5-domains", "VIADUCT_E5_DOMAINS"},
 				[2]string{"commcare-own-user-ids", "VIADUCT_COMMCARE_OWN_USER_IDS"},
+				[2]string{"webhook-addr", "VIADUCT_WEBHOOK_ADDR"},
+				[2]string{"webhook-password", "VIADUCT_WEBHOOK_PASSWORD"},
+				[2]string{"e5-import-concurrency", "VIADUCT_E5_IMPORT_CONCURRENCY"},
 			),
 		},
 		{

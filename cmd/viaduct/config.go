@@ -78,6 +78,10 @@ type config struct {
 	E5PageSize    int
 	E5Domains     int
 	OwnUserIDs    string
+
+	WebhookAddr         string
+	WebhookPassword     string // secret: never logged
+	E5ImportConcurrency int
 }
 
 func addDatabase(s *optionSet, c *config) {
@@ -305,6 +309,47 @@ func addE5(s *optionSet, c *config) {
 	s.check(func() error { return c.e5Config().Validate() })
 }
 
+// minWebhookPassword is the shortest webhook password accepted: the webhook faces CommCare, so it may face the
+// internet.
+const minWebhookPassword = 16
+
+// addWebhook declares the endpoint CommCare's data forwarding posts changed cases to, and its importer.
+func addWebhook(s *optionSet, c *config) {
+	s.String(&c.WebhookAddr, "webhook-addr", "VIADUCT_WEBHOOK_ADDR", "",
+		"Address for "+e5.WebhookPath+", where CommCare's data forwarding posts changed cases (needs --e5); a listener "+
+			"of its own, not the ops address. Empty disables.")
+	s.String(&c.WebhookPassword, "webhook-password", "VIADUCT_WEBHOOK_PASSWORD", "",
+		"Password CommCare's forwarder sends (HTTP basic auth, user "+e5.WebhookUser+"); required with --webhook-addr. "+
+			"Prefer the environment variable, flags show up in ps.")
+	s.Int(&c.E5ImportConcurrency, "e5-import-concurrency", "VIADUCT_E5_IMPORT_CONCURRENCY", 8,
+		"Forwarded cases Engine 5 merges at once in this daemon.")
+	s.check(func() error {
+		var errs []error
+		if c.WebhookAddr != "" {
+			if !c.Engines[5] {
+				errs = append(errs, errors.New("--webhook-addr needs --e5: Engine 5 merges the cases CommCare forwards"))
+			}
+			if c.WebhookPassword == "" {
+				errs = append(errs, errors.New("--webhook-addr needs a password: set VIADUCT_WEBHOOK_PASSWORD "+
+					"(or --webhook-password), and the same in CommCare's forwarding connection"))
+			} else if len(c.WebhookPassword) < minWebhookPassword {
+				errs = append(errs, fmt.Errorf("the webhook password (VIADUCT_WEBHOOK_PASSWORD) must be at least %d characters",
+					minWebhookPassword))
+			}
+			if c.WebhookAddr == c.HTTPAddr {
+				errs = append(errs, fmt.Errorf("--webhook-addr %s is the ops address (--http-addr): the webhook needs a "+
+					"listener of its own", c.WebhookAddr))
+			}
+		}
+		return errors.Join(append(errs, c.e5ImporterConfig().Validate())...)
+	})
+}
+
+// e5ImporterConfig configures Engine 5's importer of forwarded cases.
+func (c *config) e5ImporterConfig() e5.ImporterConfig {
+	return e5.ImporterConfig{OwnUserIDs: c.e5Config().OwnUserIDs, Concurrency: c.E5ImportConcurrency}
+}
+
 func (c *config) e5Config() e5.Config {
 	var own []string
 	for _, id := range append(strings.Split(c.OwnUserIDs, ","), c.CommCareUserID) {
@@ -388,6 +433,7 @@ func (c *config) logFields() []zap.Field {
 	}
 	return []zap.Field{
 		zap.Strings("engines", enabled), zap.String("database", redactDSN(c.DatabaseURL)), zap.String("http_addr", c.HTTPAddr),
+		zap.String("webhook_addr", c.WebhookAddr),
 		zap.Bool("until_idle", c.UntilIdle), zap.Duration("shutdown_grace", c.ShutdownGrace),
 		zap.String("sqs_queue_url", c.SQSQueueURL), zap.Duration("sqs_visibility_timeout", c.VisibilityTimeout),
 		zap.Duration("sqs_wait_time", c.SQSWaitTime), zap.Int("batch_rows", c.BatchRows), zap.String("s3_path_style", c.S3PathStyle),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -39,6 +40,7 @@ func runDaemon(ctx context.Context, args []string, getenv func(string) string, s
 	addE3(s, &c)
 	addE4(s, &c)
 	addE5(s, &c)
+	addWebhook(s, &c)
 	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
 	}
@@ -48,11 +50,13 @@ func runDaemon(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 // daemonHooks are what the daemon takes from its surroundings besides its config: the environment for the AWS SDK,
-// or a ready AWS setup (the demo's stand-ins); and a channel told the ops address once the engines run (tests).
+// or a ready AWS setup (the demo's stand-ins); a channel told the ops address once the engines run (tests); and one
+// told the webhook's address once it is bound (the demo, tests), when there is one.
 type daemonHooks struct {
-	getenv func(string) string
-	aws    *awsSetup
-	ready  chan<- string
+	getenv  func(string) string
+	aws     *awsSetup
+	ready   chan<- string
+	webhook chan<- string
 }
 
 // daemon runs the enabled engines as one group: the first engine to fail stops the others, and a signal (ctx)
@@ -78,6 +82,17 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 			return fmt.Errorf("listening on %s (--http-addr): %w", c.HTTPAddr, err)
 		}
 		defer ln.Close() //nolint:errcheck // the server closes it once it serves; this covers a failed start
+	}
+	// So is the webhook's, on an address of its own: CommCare reaches it, and should reach nothing else.
+	var webhookLn net.Listener
+	if c.WebhookAddr != "" {
+		if webhookLn, err = net.Listen("tcp", c.WebhookAddr); err != nil {
+			return fmt.Errorf("listening on %s (--webhook-addr): %w", c.WebhookAddr, err)
+		}
+		defer webhookLn.Close() //nolint:errcheck // as the ops listener
+		if hooks.webhook != nil {
+			hooks.webhook <- webhookLn.Addr().String()
+		}
 	}
 
 	reg := prometheus.NewRegistry()
@@ -144,6 +159,11 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 	// 4's worker is registered here.
 	riverLogger := slogFor(logger.Named("river"))
 	riverConfig := &river.Config{Logger: riverLogger}
+	// Engine 5's metrics, shared by its poller, its importer of forwarded cases and its webhook.
+	var e5Metrics *e5.Metrics
+	if c.Engines[5] {
+		e5Metrics = e5.NewMetrics(reg)
+	}
 	var caseLoader *e4.Worker
 	if c.Engines[4] {
 		client, err := c.commCareClient()
@@ -161,6 +181,22 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 			return err
 		}
 		if err := caseLoader.Register(riverConfig); err != nil {
+			return err
+		}
+	}
+	// Engine 5's importer merges the cases CommCare forwards to the webhook (of this daemon or another), so every
+	// daemon running Engine 5 works its queue.
+	if c.Engines[5] {
+		client, err := c.commCareClient()
+		if err != nil {
+			return err
+		}
+		importer, err := e5.NewImporter(c.e5ImporterConfig(), e5.ImporterDeps{Pool: pool, CommCare: client,
+			Counties: counties, Logger: logger.Named("e5"), Metrics: e5Metrics})
+		if err != nil {
+			return err
+		}
+		if err := importer.Register(riverConfig); err != nil {
 			return err
 		}
 	}
@@ -201,11 +237,27 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 			return err
 		}
 		engine, err := e5.New(c.e5Config(), e5.Deps{Pool: pool, CommCare: client, Counties: counties, Logger: logger.Named("e5"),
-			Metrics: e5.NewMetrics(reg)})
+			Metrics: e5Metrics})
 		if err != nil {
 			return err
 		}
 		group.addEngine("e5", engine.Run)
+	}
+
+	// The webhook CommCare's data forwarding posts changed cases to: kept and queued for Engine 5's importer.
+	if webhookLn != nil {
+		webhook, err := e5.NewWebhook(e5.WebhookConfig{Password: c.WebhookPassword, OwnUserIDs: c.e5Config().OwnUserIDs},
+			e5.WebhookDeps{Pool: pool, Jobs: jobs, Counties: counties, Logger: logger.Named("e5"), Metrics: e5Metrics})
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: webhook, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		group.addBackground(func(ctx context.Context) error {
+			logger.Info("serving CommCare's forwarded cases", zap.String("addr", webhookLn.Addr().String()),
+				zap.String("path", e5.WebhookPath))
+			return serveUntilDone(ctx, srv, webhookLn)
+		})
 	}
 
 	// The ops server: status page, River UI, metrics, health and readiness.
@@ -228,6 +280,27 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		listener:  ln,
 		ready:     hooks.ready,
 	})
+}
+
+// serveUntilDone serves srv on ln until ctx is done, then shuts it down, letting requests in flight finish for a few
+// seconds. It returns nil after a clean stop.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
+	}
+	return nil
 }
 
 // checkSchema applies the migrations when --migrate asks for it, and refuses to run on a schema that is not

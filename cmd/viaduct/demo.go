@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"github.com/viaduct-nys/viaduct/engines/e5"
 	"github.com/viaduct-nys/viaduct/pkg/awstest"
 	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
@@ -49,6 +51,10 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		"The stand-in's project space holding the county list.")
 	addLogging(s, &c, "console")
 	s.String(&c.HTTPAddr, "http-addr", "VIADUCT_HTTP_ADDR", "127.0.0.1:8080", "Address for /status, /riverui/, /metrics, /healthz and /readyz while the demo runs; empty disables.")
+	s.String(&c.WebhookAddr, "webhook-addr", "VIADUCT_WEBHOOK_ADDR", demoWebhookAddr,
+		"Address of the webhook the CommCare stand-in forwards changed cases to, so a tracer's edit arrives in about a "+
+			"second; empty leaves it to polling. An external stand-in (--commcare-url) must forward there itself "+
+			"(`viaduct fake-commcare --forward-to`), with the password in VIADUCT_WEBHOOK_PASSWORD.")
 	s.Int(&rows, "rows", "", 20_000, "Rows in each generated export.")
 	s.check(func() error {
 		if rows <= 0 {
@@ -61,6 +67,11 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	logger := newLogger(&c, stderr)
 	defer logger.Sync() //nolint:errcheck
+	if c.WebhookAddr != "" {
+		if c.WebhookPassword = getenv("VIADUCT_WEBHOOK_PASSWORD"); c.WebhookPassword == "" {
+			c.WebhookPassword = rand.Text() // the in-process stand-in is told it; an external one cannot know it
+		}
+	}
 
 	if err := prepareDemoDatabase(ctx, c.DatabaseURL, logger); err != nil {
 		return err
@@ -96,12 +107,13 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 
 	// CommCare: the stand-in serves New York's county list, the case API and the form receiver over HTTP, so the
 	// daemon talks to it as to CommCare HQ.
+	var fake *commcaretest.Server // the in-process stand-in, when there is one
 	if c.CommCareURL == "" {
 		commcareLn, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("starting the CommCare stand-in: %w", err)
 		}
-		fake := commcaretest.NewServer(commcaretest.Options{})
+		fake = commcaretest.NewServer(commcaretest.Options{})
 		fakeCtx, stopFake := context.WithCancel(ctx)
 		fakeDone := make(chan error, 1)
 		go func() { fakeDone <- fake.Serve(fakeCtx, commcareLn) }()
@@ -125,8 +137,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	c.E3BatchSize, c.E3BusyPollInterval, c.E3IdlePollInterval = 500, time.Millisecond, 100*time.Millisecond
 	c.CommCareUsername, c.CommCareUserID, c.CommCarePosting = "viaduct-demo", "viaduct-demo-user-id", true
 	c.E4Concurrency, c.E4JobTimeout, c.E4RetryBase, c.E4RetryCap = 50, time.Minute, time.Second, time.Minute
-	// A round every few seconds instead of every five minutes, so the tracer's edit comes back while you watch.
+	// A round every few seconds instead of every five minutes, so the tracer's edit comes back while you watch; with
+	// forwarding on, polling is the safety net and can wait longer.
 	c.E5Interval, c.E5Overlap, c.E5FirstWindow, c.E5PageSize, c.E5Domains = demoE5Interval, 2*time.Minute, 48*time.Hour, 100, 4
+	if c.WebhookAddr != "" {
+		c.E5Interval = demoE5IntervalForwarding
+	}
 	c.Migrate = true
 	c.SQSQueueURL = res.QueueURL
 	c.SQSWaitTime = time.Second
@@ -139,11 +155,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 
 	// The daemon runs as `viaduct run --e1 … --e5` would, until the story is told.
-	ready := make(chan string, 1)
+	ready, webhookReady := make(chan string, 1), make(chan string, 1)
 	daemonCtx, stopDaemon := context.WithCancel(ctx)
 	defer stopDaemon()
 	done := make(chan error, 1)
-	hooks := daemonHooks{getenv: getenv, aws: &awsSetup{config: env.AWSConfig, s3: env.S3}, ready: ready}
+	hooks := daemonHooks{getenv: getenv, aws: &awsSetup{config: env.AWSConfig, s3: env.S3}, ready: ready,
+		webhook: webhookReady}
 	go func() { done <- daemon(daemonCtx, &c, logger, hooks) }()
 	select {
 	case addr := <-ready:
@@ -152,6 +169,19 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		}
 	case err := <-done:
 		return fmt.Errorf("the daemon stopped before it started: %w", err)
+	}
+	if c.WebhookAddr != "" {
+		// Bound before the engines started, so it is waiting.
+		webhookURL := "http://" + <-webhookReady + e5.WebhookPath
+		if fake != nil {
+			forwarder, err := fake.ForwardTo(commcaretest.ForwardOptions{URL: webhookURL, Password: c.WebhookPassword})
+			if err != nil {
+				return err
+			}
+			defer forwarder.Close()
+		}
+		fmt.Fprintf(stdout, "CommCare forwards changed cases to %s; Engine 5 also polls every %s.\n\n", webhookURL,
+			c.E5Interval)
 	}
 	pool, err := openPool(ctx, c.DatabaseURL)
 	if err != nil {
@@ -169,7 +199,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 
-	// 2. A contact tracer edits one of the cases in CommCare; Engine 5's next round merges the edit back.
+	// 2. A contact tracer edits one of the cases in CommCare; CommCare forwards the change to the webhook, and Engine 5
+	// merges it back (or its next round does).
+	editedAt := time.Now()
 	edited, err := demoTracerEdit(ctx, &c, pool)
 	if err != nil {
 		return err
@@ -186,6 +218,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	fmt.Fprintf(stdout, "Index case %d now reads interview_status=%s, recorded as updated_from_commcare.\n", edited.id, demoInterviewStatus)
+	if err := demoWhichPath(ctx, pool, stdout, edited.caseID, editedAt); err != nil {
+		return err
+	}
 
 	stopDaemon()
 	if err := <-done; err != nil {
@@ -205,8 +240,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 const (
-	// demoE5Interval is how often the demo's Engine 5 polls CommCare.
-	demoE5Interval = 3 * time.Second
+	// demoE5Interval is how often the demo's Engine 5 polls CommCare; demoE5IntervalForwarding, how often it does
+	// when CommCare forwards changes, so that the demo shows which path brought the tracer's edit.
+	demoE5Interval           = 3 * time.Second
+	demoE5IntervalForwarding = time.Minute
+	// demoWebhookAddr is where the demo's webhook listens: `make demo` tells the CommCare stand-in to forward there.
+	demoWebhookAddr = "127.0.0.1:8081"
 	// demoInterviewStatus is what the demo's contact tracer records on a case.
 	demoInterviewStatus = "completed"
 	// demoTracerID is the demo's contact tracer: a CommCare user other than Viaduct's, whose edits Engine 5 takes.
@@ -253,6 +292,30 @@ func demoWait(ctx context.Context, pool *pgxpool.Pool, daemonDone <-chan error, 
 		case <-tick.C:
 		}
 	}
+}
+
+// demoWhichPath says how the tracer's edit of caseID, made at editedAt, came back: by forwarding (an import job for
+// the case finished after the edit) or by polling, and how long it took.
+func demoWhichPath(ctx context.Context, pool *pgxpool.Pool, w io.Writer, caseID string, editedAt time.Time) error {
+	var merged time.Time
+	err := pool.QueryRow(ctx, `SELECT e.inserted_at FROM events e JOIN index_case_events j ON j.event_id = e.id
+		JOIN index_cases ic ON ic.id = j.index_case_id
+		WHERE ic.case_id = $1 AND e.type = $2 ORDER BY e.id DESC LIMIT 1`, caseID, casedb.EventUpdatedFromCommCare).Scan(&merged)
+	if err != nil {
+		return fmt.Errorf("reading when the edit was merged: %w", err)
+	}
+	var forwarded bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = $1 AND args->>'case_id' = $2
+		AND state = 'completed' AND finalized_at >= $3)`, e5.ImportArgs{}.Kind(), caseID, editedAt).Scan(&forwarded); err != nil {
+		return fmt.Errorf("reading how the edit came back: %w", err)
+	}
+	path := "by Engine 5's polling"
+	if forwarded {
+		path = "by CommCare's data forwarding, through the webhook"
+	}
+	fmt.Fprintf(w, "The edit came back %s, %s after it was made in CommCare.\n", path,
+		merged.Sub(editedAt).Round(time.Millisecond))
+	return nil
 }
 
 // demoEdit is the case the demo's contact tracer edited.

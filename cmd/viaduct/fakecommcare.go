@@ -2,21 +2,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/viaduct-nys/viaduct/engines/e5"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 )
 
 // runFakeCommCare serves the in-memory CommCare stand-in until SIGINT/SIGTERM, for trying the daemon by hand
 // against something that answers like CommCare HQ, slow and unreliable if asked to be.
-func runFakeCommCare(ctx context.Context, args []string, getenv func(string) string, stdout, _ io.Writer) error {
+func runFakeCommCare(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
 		addr, credentials, rootDomain, faultRateText string
+		forwardTo, forwardPassword                   string
 		latency, faultTimeout                        time.Duration
 		faultSeed                                    int
 		faultRate                                    float64
@@ -33,6 +37,17 @@ func runFakeCommCare(ctx context.Context, args []string, getenv func(string) str
 	s.Int(&faultSeed, "fault-seed", "VIADUCT_FAKE_COMMCARE_FAULT_SEED", 1, "Seed of the random faults, to repeat a run.")
 	s.Duration(&faultTimeout, "fault-timeout", "VIADUCT_FAKE_COMMCARE_FAULT_TIMEOUT", 2*time.Minute,
 		"How long a random hung response is held before it answers 504.")
+	s.String(&forwardTo, "forward-to", "VIADUCT_FAKE_COMMCARE_FORWARD_TO", "",
+		"Forward each changed patient case, as CommCare's data forwarding does, to this URL (Viaduct's webhook, "+
+			"http://HOST:PORT"+e5.WebhookPath+"); empty forwards nothing.")
+	s.String(&forwardPassword, "forward-password", "VIADUCT_WEBHOOK_PASSWORD", "",
+		"Password sent when forwarding (HTTP basic auth, user "+e5.WebhookUser+"); required with --forward-to.")
+	s.check(func() error {
+		if forwardTo != "" && forwardPassword == "" {
+			return errors.New("--forward-to needs --forward-password (VIADUCT_WEBHOOK_PASSWORD)")
+		}
+		return nil
+	})
 	s.check(func() error {
 		var err error
 		faultRate, err = strconv.ParseFloat(faultRateText, 64)
@@ -70,6 +85,23 @@ func runFakeCommCare(ctx context.Context, args []string, getenv func(string) str
 	if latency > 0 || faultRate > 0 {
 		fmt.Fprintf(stdout, "  latency %s, fault rate %g (seed %d, hung responses held %s)\n",
 			latency, faultRate, faultSeed, faultTimeout)
+	}
+	if forwardTo != "" {
+		var mu sync.Mutex // deliveries end on several workers
+		forwarder, err := fake.ForwardTo(commcaretest.ForwardOptions{URL: forwardTo, Password: forwardPassword,
+			OnDelivery: func(d commcaretest.Delivery) {
+				mu.Lock()
+				defer mu.Unlock()
+				if d.Err != nil {
+					fmt.Fprintf(stderr, "forwarding case %s of %s failed after %d attempts: %v\n", d.CaseID, d.Domain,
+						d.Attempts, d.Err)
+				}
+			}})
+		if err != nil {
+			return err
+		}
+		defer forwarder.Close()
+		fmt.Fprintf(stdout, "  forwarding changed patient cases to %s\n", forwardTo)
 	}
 	return fake.Serve(ctx, ln)
 }

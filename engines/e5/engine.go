@@ -80,9 +80,11 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// CommCare is what Engine 5 asks of CommCare; a *commcare.Client does it.
+// CommCare is what Engine 5 asks of CommCare; a *commcare.Client does it. Polling lists changed cases; the
+// importer of forwarded cases gets one case in full when what was forwarded lacks what creating it needs.
 type CommCare interface {
 	ListCases(ctx context.Context, domain string, q commcare.CaseQuery) (*commcare.CasePage, error)
+	GetCase(ctx context.Context, domain, caseID string) (*commcare.Case, error)
 }
 
 // Deps are Engine 5's collaborators.
@@ -100,6 +102,9 @@ type Deps struct {
 	Now func() time.Time
 	// Metrics records what Engine 5 does; nil records nothing.
 	Metrics *Metrics
+	// SleepFunc waits d, or until ctx is done (then it returns ctx's error), when CommCare asks Engine 5 to slow
+	// down. Defaults to a timer; tests replace it to see each wait asked for without taking it.
+	SleepFunc func(ctx context.Context, d time.Duration) error
 }
 
 // Engine is Engine 5, the CommCare extractor.
@@ -133,6 +138,9 @@ func New(config Config, deps Deps) (*Engine, error) {
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
+	}
+	if deps.SleepFunc == nil {
+		deps.SleepFunc = sleep
 	}
 	return &Engine{config: config, deps: deps, logger: deps.Logger}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,9 @@ type fixture struct {
 	counties *countylist.List
 	now      time.Time // the engine's clock
 	metrics  *Metrics  // every engine of the fixture records here
+
+	mu     sync.Mutex
+	sleeps []time.Duration // the waits the fixture's engines asked for, none of them taken
 }
 
 func newFixture(t *testing.T, opts commcaretest.Options) *fixture {
@@ -64,9 +68,24 @@ func (f *fixture) engine(t *testing.T, adjust func(*Config)) *Engine {
 		adjust(&cfg)
 	}
 	e, err := New(cfg, Deps{Pool: f.db.Pool, CommCare: f.client, Counties: f, Logger: zaptest.NewLogger(t),
-		Now: func() time.Time { return f.now }, Metrics: f.metrics})
+		Now: func() time.Time { return f.now }, Metrics: f.metrics, SleepFunc: f.sleep})
 	require.NoError(t, err)
 	return e
+}
+
+// sleep records a wait an engine asked for and returns at once: no test waits on the wall clock.
+func (f *fixture) sleep(ctx context.Context, d time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sleeps = append(f.sleeps, d)
+	return ctx.Err()
+}
+
+// waits returns the waits the fixture's engines asked for, oldest first.
+func (f *fixture) waits() []time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.sleeps)
 }
 
 // value reads a counter or gauge.
@@ -185,15 +204,21 @@ func TestPaginationHighWaterMarkAndBoundary(t *testing.T) {
 	require.Len(t, lists, 3, "pages of 10 to the end")
 	require.Equal(t, base.Add(time.Hour-48*time.Hour).Format("2006-01-02T15:04:05.000000"),
 		lists[0].Query().Get("server_date_modified_start"), "a domain without a mark is read from the first window")
-	for i, r := range lists {
-		wantOffset := ""
-		if i > 0 {
-			wantOffset = fmt.Sprint(i * 10)
-		}
-		require.Equal(t, wantOffset, r.Query().Get("offset"))
+	for _, r := range lists {
+		require.Empty(t, r.Query().Get("offset"), "pages are asked for by modification time, not by offset")
 		require.Equal(t, "true", r.Query().Get("child_cases__full"))
 		require.Equal(t, "patient", r.Query().Get("type"))
 	}
+	// Each page starts at the last case the page before read, which it lists again and the engine passes over.
+	for i, last := range []string{"case-09", "case-18"} {
+		c, ok := f.cc.Case(yggdrasil, last)
+		require.True(t, ok)
+		stamp, err := commcare.ParseTime(c.ServerDateModified)
+		require.NoError(t, err)
+		require.Equal(t, stamp.Format("2006-01-02T15:04:05.000000"), lists[i+1].Query().Get("server_date_modified_start"))
+	}
+	require.Equal(t, 25.0, value(t, f.metrics.cases.WithLabelValues("created")), "no case counted twice")
+	require.Zero(t, value(t, f.metrics.cases.WithLabelValues("unchanged")), "nor merged twice")
 
 	// The mark is when the round started; the next round reads from the mark less the overlap, boundary included.
 	mark := base.Add(time.Hour)

@@ -13,6 +13,8 @@ type Metrics struct {
 	domains      *prometheus.CounterVec
 	cases        *prometheus.CounterVec
 	lastComplete prometheus.Gauge
+	rateLimits   *prometheus.CounterVec
+	forwarding   *forwardingMetrics // the webhook's and the importer's (webhook.go)
 }
 
 // NewMetrics creates Engine 5's metrics and registers them with reg.
@@ -20,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		rounds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "viaduct", Subsystem: "e5", Name: "rounds_total",
-			Help: "Rounds this daemon ran, by result: ok (every domain read), failed (some domain failed), interrupted (stopped).",
+			Help: "Rounds this daemon ran, by result: ok (every domain read), failed (some domain failed), rate_limited (none failed, but CommCare's rate limits cut some domain's reading short), interrupted (stopped).",
 		}, []string{"result"}),
 		roundSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "viaduct", Subsystem: "e5", Name: "round_seconds",
@@ -29,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		domains: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "viaduct", Subsystem: "e5", Name: "domain_reads_total",
-			Help: "Domains read by result: ok or failed (read again next round).",
+			Help: "Domains read by result: ok, failed (read again next round) or rate_limited (cut short by CommCare's rate limits past the round's budget; continued next round).",
 		}, []string{"result"}),
 		cases: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "viaduct", Subsystem: "e5", Name: "cases_total",
@@ -39,8 +41,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "viaduct", Subsystem: "e5", Name: "last_round_ok_timestamp_seconds",
 			Help: "When this daemon last finished a round with every domain read; 0 before its first. Only the daemon holding the round lock reads, so alert on the max() over every daemon falling behind.",
 		}),
+		rateLimits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "viaduct", Subsystem: "e5", Name: "rate_limited_total",
+			Help: "Case list requests CommCare answered 429 Too Many Requests, by domain: each was waited out as CommCare asked and sent again, so none is a failure.",
+		}, []string{"domain"}),
 	}
-	reg.MustRegister(m.rounds, m.roundSeconds, m.domains, m.cases, m.lastComplete)
+	reg.MustRegister(m.rounds, m.roundSeconds, m.domains, m.cases, m.lastComplete, m.rateLimits)
+	m.forwarding = newForwardingMetrics(reg)
 	return m
 }
 
@@ -54,17 +61,29 @@ func (m *Metrics) observeRound(res RoundResult, interrupted bool, d time.Duratio
 		result = "interrupted"
 	case res.Failed > 0:
 		result = "failed"
+	case res.Deferred > 0:
+		// Not every domain was read, so the round is not ok, but nothing failed either.
+		result = "rate_limited"
 	default:
 		m.lastComplete.Set(float64(end.Unix()))
 	}
 	m.rounds.WithLabelValues(result).Inc()
 	if !interrupted {
 		m.roundSeconds.Observe(d.Seconds())
-		m.domains.WithLabelValues("ok").Add(float64(res.Domains - res.Failed))
+		m.domains.WithLabelValues("ok").Add(float64(res.Domains - res.Failed - res.Deferred))
 		m.domains.WithLabelValues("failed").Add(float64(res.Failed))
+		m.domains.WithLabelValues("rate_limited").Add(float64(res.Deferred))
 	}
 	for outcome, n := range map[string]int{"created": res.Created, "updated": res.Updated, "unchanged": res.Unchanged,
 		"own_post": res.Own, "skipped": res.Skipped, "failed": res.Stats.Failed} {
 		m.cases.WithLabelValues(outcome).Add(float64(n))
 	}
+}
+
+// rateLimited counts a 429 on domain's case list.
+func (m *Metrics) rateLimited(domain string) {
+	if m == nil {
+		return
+	}
+	m.rateLimits.WithLabelValues(domain).Inc()
 }

@@ -204,6 +204,7 @@ func (s *Server) editCase(domain, caseID, userID string, edit func(c *commcare.C
 	c.IndexedOn = stamp.Format(indexedOnLayout)
 	c.XFormIDs = append(c.XFormIDs, newUUID())
 	s.storeCase(domain, &c)
+	s.forwardLocked(domain, caseID)
 	return nil
 }
 
@@ -346,11 +347,33 @@ func parsedTime(s string) time.Time {
 	return t
 }
 
+// BeforeCaseList makes the server call f before it reads the cases for each case list request it serves: n counts
+// domain's served list requests from 1, and query is the request's. f can change cases (UpdateCase, PutCase) the
+// way contact tracers do while a client pages through the list, which a test cannot otherwise time. It runs outside
+// the server's lock, for several domains at once when the client asks in parallel; nil removes it. Requests a fault
+// answers instead are neither counted nor passed to f.
+func (s *Server) BeforeCaseList(f func(domain string, n int, query url.Values)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beforeCaseList = f
+}
+
 func (s *Server) serveCaseList(w http.ResponseWriter, r *http.Request, domain string) {
 	f, err := parseCaseFilter(r.URL.Query())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
+	}
+
+	s.mu.Lock()
+	if s.caseLists == nil {
+		s.caseLists = make(map[string]int)
+	}
+	s.caseLists[domain]++
+	n, before := s.caseLists[domain], s.beforeCaseList
+	s.mu.Unlock()
+	if before != nil {
+		before(domain, n, r.URL.Query())
 	}
 
 	s.mu.Lock()

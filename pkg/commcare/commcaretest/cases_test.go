@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
@@ -362,6 +365,45 @@ func TestCaseList(t *testing.T) {
 		clk.Set(base.Add(-time.Hour)) // a clock going backwards does not reorder anything either
 		s.PutCase(midsomer, commcare.Case{CaseID: "0"})
 		require.Equal(t, []string{"c", "b", "a", "0"}, ids(listCases(t, s, midsomer, "").Objects))
+	})
+
+	t.Run("BeforeCaseList", func(t *testing.T) {
+		t.Parallel()
+		s, _ := startTest(t, commcaretest.Options{})
+		seed(s, 5)
+		type call struct {
+			domain string
+			n      int
+			offset string
+		}
+		var (
+			mu    sync.Mutex
+			calls []call
+		)
+		s.BeforeCaseList(func(domain string, n int, query url.Values) {
+			mu.Lock()
+			calls = append(calls, call{domain, n, query.Get("offset")})
+			mu.Unlock()
+			if domain == midsomer && n == 2 {
+				// A contact tracer edits a case of the first page while the second is asked for.
+				assert.NoError(t, s.UpdateCase(domain, "case-00", map[string]string{"interviewed": "yes"}, "tracer"))
+			}
+		})
+		require.Equal(t, []string{"case-00", "case-01"}, ids(listCases(t, s, midsomer, "?limit=2").Objects))
+		s.Fail(http.MethodGet, "/a/"+midsomer+"/api/v0.5/case/", commcaretest.Fault{Status: http.StatusTooManyRequests, Times: 1})
+		resp, _ := send(t, s, http.MethodGet, "/a/"+midsomer+"/api/v0.5/case/?limit=2&offset=2", "")
+		require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+		// The edit lands before the page is read: everything behind case-00 moved up one place, so paging by offset
+		// now passes over case-02, as it did in issue 14.
+		require.Equal(t, []string{"case-03", "case-04"}, ids(listCases(t, s, midsomer, "?limit=2&offset=2").Objects))
+		require.Equal(t, []string{"case-00"}, ids(listCases(t, s, midsomer, "?limit=2&offset=4").Objects))
+		listCases(t, s, yggdrasil, "")
+		s.BeforeCaseList(nil)
+		listCases(t, s, midsomer, "")
+		mu.Lock()
+		defer mu.Unlock()
+		require.Equal(t, []call{{midsomer, 1, ""}, {midsomer, 2, "2"}, {midsomer, 3, "4"}, {yggdrasil, 1, ""}}, calls,
+			"counted per domain; the rate-limited request never reached the list")
 	})
 
 	t.Run("BadQuery", func(t *testing.T) {

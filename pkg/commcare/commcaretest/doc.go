@@ -18,6 +18,10 @@
 // Retry-After), a 500 or a hung response, from a seeded generator so a run can be repeated. A failed submission is
 // never applied. [Options].Latency slows every answer.
 //
+// It can also forward, as CommCare's data forwarding (a case repeater) does: [Server.ForwardTo] posts each change a
+// form or an edit makes to a patient case, as JSON with HTTP Basic auth, to a URL (Viaduct's webhook), in order per
+// case, asynchronously, retrying failures a few times; [Server.Forward] sends a case again as it stands.
+//
 // [NewYorkCounties] is a synthetic county list shaped like production's (New York's 62 counties, the statewide
 // project and the non-participating entries), and [TestCounties] is the small list the original's tests used.
 //

@@ -415,6 +415,7 @@ func (s *Server) applyForm(domain string, form Form) error {
 	for _, c := range work {
 		s.storeCase(domain, c)
 	}
+	s.forwardLocked(domain, slices.Sorted(maps.Keys(work))...)
 	if s.instances[domain] == nil {
 		s.instances[domain] = make(map[string]bool)
 	}

@@ -170,6 +170,11 @@ type Server struct {
 	forms      map[string][]Form
 	instances  map[string]map[string]bool // instanceIDs applied, by domain
 	duplicates int
+	// caseLists counts, by domain, the case list requests served; beforeCaseList is BeforeCaseList's hook.
+	caseLists      map[string]int
+	beforeCaseList func(domain string, n int, query url.Values)
+	// forwarder, when set (ForwardTo), is told of every change a form or an edit makes (forward.go).
+	forwarder *Forwarder
 }
 
 // NewServer returns a server with opts; serve it with Handler, Serve or StartTest. It panics when opts.FaultRate is
