@@ -386,6 +386,17 @@ var engineHelp = [6]string{1: "Enable Engine 1, the ECLRS extractor (SQS → S3 
 	2: "Enable Engine 2, the ECLRS → CommCare transformer.", 3: "Enable Engine 3, the CommCare enqueuer.",
 	4: "Enable Engine 4, the CommCare case loader.", 5: "Enable Engine 5, the CommCare extractor."}
 
+// engineNames names the enabled engines as the heartbeat and the status page name them: "e1", "e2", ….
+func (c *config) engineNames() []string {
+	var names []string
+	for n := 1; n < len(c.Engines); n++ {
+		if c.Engines[n] {
+			names = append(names, fmt.Sprintf("e%d", n))
+		}
+	}
+	return names
+}
+
 // validateEngines reports every problem with the set of enabled engines at once.
 func (c *config) validateEngines() error {
 	var errs []error

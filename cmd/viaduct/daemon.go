@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -24,6 +26,7 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e5"
 	"github.com/viaduct-nys/viaduct/migrations"
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
+	"github.com/viaduct-nys/viaduct/pkg/daemons"
 	"github.com/viaduct-nys/viaduct/pkg/jobqueue"
 )
 
@@ -100,6 +103,7 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 	var group runGroup
 
 	// Engine 1: ECLRS extractor.
+	var extractor *e1.Engine
 	if c.Engines[1] {
 		setup := hooks.aws
 		if setup == nil {
@@ -119,6 +123,7 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		if err != nil {
 			return err
 		}
+		extractor = engine
 		group.addEngine("e1", engine.Run)
 	}
 
@@ -271,6 +276,20 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		}
 		srv = &http.Server{Handler: newOpsHandler(pool, reg, ui), ReadHeaderTimeout: 10 * time.Second}
 	}
+
+	// The heartbeat: which engines this daemon runs, and what only it knows (Engine 1 unable to read its queue), so
+	// that the status page of any daemon can tell an engine nothing runs from one with nothing to do.
+	heartbeat := &daemons.Heartbeat{ID: uuid.New(), Version: buildVersion(), Engines: c.engineNames(),
+		Logger: logger.Named("daemons"), ProblemsFunc: func() daemons.Problems {
+			problems := daemons.Problems{}
+			if extractor != nil {
+				if p := extractor.ReceiveProblem(); p != nil {
+					problems["e1"] = p
+				}
+			}
+			return problems
+		}}
+	group.addBackground(func(ctx context.Context) error { return heartbeat.Run(ctx, pool) })
 
 	return group.run(ctx, runOptions{
 		untilIdle: c.UntilIdle,
