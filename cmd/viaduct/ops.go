@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 
@@ -17,16 +18,19 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/viaduct-nys/viaduct/migrations"
+	"github.com/viaduct-nys/viaduct/pkg/status/report"
 )
 
 // newOpsHandler serves what operators and orchestrators poll:
 //
 //	/healthz  200 while the process serves at all (liveness)
 //	/readyz   200 when the database answers and its schema is current, 503 with the reasons otherwise
-//	/metrics  Prometheus metrics, per engine
-//	/status   every engine's work waiting, done and failed, for people (HTML) or scripts (?format=json); / leads here
+//	/metrics  Prometheus metrics: reg's (per engine), viaduct_build_info and the status metrics (registered here)
+//	/status   every engine's state (judged by th), work waiting, done and failed, for people (HTML) or scripts
+//	          (?format=json); / leads here
 //	/riverui/ River UI: Engine 4's jobs, their attempts and errors (when ui is not nil)
-func newOpsHandler(pool *pgxpool.Pool, reg *prometheus.Registry, ui http.Handler) http.Handler {
+func newOpsHandler(pool *pgxpool.Pool, reg *prometheus.Registry, ui http.Handler, th report.Thresholds) http.Handler {
+	reg.MustRegister(newBuildInfo())
 	mux := http.NewServeMux()
 	if ui != nil {
 		mux.Handle(riverUIPrefix+"/", ui)
@@ -53,9 +57,19 @@ func newOpsHandler(pool *pgxpool.Pool, reg *prometheus.Registry, ui http.Handler
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.Handle("GET /status", newStatusPage(pool, ui != nil))
+	mux.Handle("GET /status", newStatusPage(pool, reg, ui != nil, th))
 	mux.Handle("GET /{$}", http.RedirectHandler("/status", http.StatusFound))
 	return mux
+}
+
+// newBuildInfo is viaduct_build_info: always 1, its labels the build's version (as the heartbeat records it) and Go
+// version, so that dashboards show what runs and alerts can tell a deploy.
+func newBuildInfo() prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "viaduct_build_info",
+		Help:        "Always 1: the version of the viaduct binary serving these metrics, and the Go it was built with.",
+		ConstLabels: prometheus.Labels{"version": buildVersion(), "goversion": runtime.Version()}})
+	g.Set(1)
+	return g
 }
 
 // riverUIPrefix is where the daemon serves River UI.

@@ -20,6 +20,7 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e1"
 	"github.com/viaduct-nys/viaduct/pkg/awstest"
 	"github.com/viaduct-nys/viaduct/pkg/pgtest"
+	"github.com/viaduct-nys/viaduct/pkg/status/report"
 )
 
 // get fetches url and returns the status code and body.
@@ -58,7 +59,7 @@ func TestOpsHandler(t *testing.T) {
 		require.NoError(t, err)
 		ui, err := newRiverUI(t.Context(), jobs, slog.New(slog.DiscardHandler), "")
 		require.NoError(t, err)
-		srv := httptest.NewServer(newOpsHandler(pool, reg, ui))
+		srv := httptest.NewServer(newOpsHandler(pool, reg, ui, report.Defaults()))
 		t.Cleanup(srv.Close)
 		return &testBundle{reg: reg, url: srv.URL}
 	}
@@ -96,7 +97,7 @@ func TestOpsHandler(t *testing.T) {
 		require.NoError(t, err)
 		ui, err := newRiverUI(t.Context(), jobs, slog.New(slog.DiscardHandler), "s3cret")
 		require.NoError(t, err)
-		srv := httptest.NewServer(newOpsHandler(db.Pool, prometheus.NewRegistry(), ui))
+		srv := httptest.NewServer(newOpsHandler(db.Pool, prometheus.NewRegistry(), ui, report.Defaults()))
 		t.Cleanup(srv.Close)
 		code, _ := get(t, srv.URL+"/riverui/")
 		require.Equal(t, http.StatusUnauthorized, code)

@@ -32,9 +32,10 @@ import (
 
 // seedStatus puts one of each thing the status page reports into pool, with the reasons the engines really write:
 // files importing, imported and failed (one for want of a header, its first line a patient's row), malformed rows,
-// a failed test result, posts failed, rate limited and given up, and Engine 5 domains, one failing and one no
-// longer read. Each engine also has something older than the windows, which must not be counted. Every time is
-// relative to the database's clock when seeding, which it returns.
+// a failed test result, posts failed, rate limited and given up (the newest with its River job), Engine 5 domains,
+// one current, one failing and one no longer read, and two daemons, one live and running every engine. Each engine
+// also has something older than the windows, which must not be counted. Every time is relative to the database's
+// clock when seeding, which it returns. Engines 1, 2, 4 and 5 are red, Engine 3 amber (its case waits 20 minutes).
 func seedStatus(t *testing.T, pool *pgxpool.Pool) time.Time {
 	t.Helper()
 	headerless := (&eclrs.HeaderError{Got: "DOE|JANE|1980-02-03|12 ELM ST|5185550100"}).Error()
@@ -65,7 +66,7 @@ func seedStatus(t *testing.T, pool *pgxpool.Pool) time.Time {
 		  ($1, '{"reason": "request_accession_number is empty"}', now() - interval '2 hours'),
 		  ($2, '{"status": 500, "response": "<html>oops</html>"}', now() - interval '1 minute'),
 		  ($2, '{"status": 429, "response": "rate_limited", "snoozed": "7s"}', now() - interval '2 minutes'),
-		  ($3, jsonb_build_object('status', 400, 'response', 'Jane Doe is invalid', 'reason', $8::text),
+		  ($3, jsonb_build_object('status', 400, 'response', 'Jane Doe is invalid', 'reason', $8::text, 'job_id', 31),
 		   now() - interval '4 minutes'),
 		  ($3, jsonb_build_object('status', 400, 'response', 'Jane Doe is invalid', 'reason', $9::text),
 		   now() - interval '3 hours');
@@ -78,6 +79,18 @@ func seedStatus(t *testing.T, pool *pgxpool.Pool) time.Time {
 		  -- A domain that left: read last a week ago, and failing then.
 		  ('ny-gone-cdcms', now() - interval '8 days', now() - interval '7 days', now() - interval '8 days',
 		   'listing cases: HTTP 401', now() - interval '7 days');
+		-- A daemon runs every engine (its last beat dated ahead, so that it is live however long a slow machine takes
+		-- to read the status); another, gone silent a minute ago, ran Engine 1.
+		INSERT INTO daemons (id, hostname, pid, version, engines, beat_at) VALUES
+		  ('00000000-0000-4000-8000-000000000001', 'ops-1', 4242, 'v1.2.3', '{e1,e2,e3,e4,e5}',
+		   now() + interval '1 hour');
+		INSERT INTO daemons (id, hostname, pid, version, engines, started_at, beat_at) VALUES
+		  ('00000000-0000-4000-8000-000000000002', 'ops-2', 77, 'v1.2.2', '{e1}', now() - interval '1 hour',
+		   now() - interval '1 minute');
+		-- The River job of the newest case given up on, which its event names.
+		INSERT INTO river_job (id, args, kind, max_attempts, queue, state, finalized_at) VALUES
+		  (31, '{"case_id": "0b7c9f1e-5d2a-4c3b-9e8f-1a2b3c4d5e6f", "county_id": 1}', 'commcare_case_loader', 20,
+		   'commcare', 'cancelled', now() - interval '4 minutes');
 		-- Case 1 changed after its hand-off 20 minutes ago, case 2 was created 5 minutes ago and never handed off,
 		-- case 3 was handed off after its change: two wait, the oldest for 20 minutes.
 		INSERT INTO counties (id) VALUES (1);
@@ -118,6 +131,24 @@ var statusWants = []string{
 	// Two posts rejected for the same reason, their case ids and queries aside, are one line.
 	"given up: commcare: POST https://hq.example/a/ny-bronx-cdcms/api/v0.5/case/…/: 400 Bad Request",
 	"ny-bronx-cdcms: listing cases: HTTP 403 (failing since ",
+	// Why each engine is not ok.
+	"1 file failed in the last hour",
+	"1 test result failed in the last hour",
+	"1 case given up in the last hour: CommCare rejected them",
+	"retrying: 1 post failed in the last hour, each retried by its job",
+	"retrying: 1 post rate limited in the last hour, each waiting as CommCare asks",
+	"1 of 2 domains current",
+	// Where the newest of each failure is: the file, the malformed row, the River job and its case.
+	"file 4", "file 2, line 3", "River job 31; viaduct trace --case-id 0b7c9f1e-5d2a-4c3b-9e8f-1a2b3c4d5e6f",
+	// The daemons.
+	"ops-1 (pid 4242)", "ops-2 (pid 77)", "silent",
+}
+
+// statusWantPatterns are what the seeded database must read as whose ages grow while the test runs: Engine 3's
+// case (amber after 5 minutes) and the failing domain (red after an hour).
+var statusWantPatterns = []*regexp.Regexp{
+	regexp.MustCompile(`the oldest changed case has waited 2\dm(\d+s)? \(amber after 5m\)`),
+	regexp.MustCompile(`ny-bronx-cdcms failing for 1h5\dm \(red after 1h\): listing cases: HTTP 403`),
 }
 
 // statusMustNot are what the page and the terminal must not show: failures older than a day, a domain no longer
@@ -133,6 +164,9 @@ func requireStatusText(t *testing.T, text string, elapsed time.Duration) {
 	t.Helper()
 	for _, want := range statusWants {
 		require.Contains(t, text, want)
+	}
+	for _, want := range statusWantPatterns {
+		require.Regexp(t, want, text)
 	}
 	for _, not := range statusMustNot {
 		require.NotContains(t, text, not)
@@ -159,7 +193,7 @@ func TestStatusPage(t *testing.T) {
 	db := pgtest.New(t)
 	began := time.Now()
 	seeded := seedStatus(t, db.Pool)
-	srv := httptest.NewServer(newOpsHandler(db.Pool, prometheus.NewRegistry(), nil))
+	srv := httptest.NewServer(newOpsHandler(db.Pool, prometheus.NewRegistry(), nil, report.Defaults()))
 	t.Cleanup(srv.Close)
 
 	t.Run("HTML", func(t *testing.T) {
@@ -235,12 +269,16 @@ func TestStatusPage(t *testing.T) {
 		for _, m := range regexp.MustCompile(`<tr class="(\w+)">\s*<td><b>(Engine \d)</b>`).FindAllStringSubmatch(page, -1) {
 			rows[m[2]] = m[1]
 		}
-		require.Equal(t, map[string]string{"Engine 1": "failing", "Engine 2": "failing", "Engine 3": "ok",
-			"Engine 4": "failing", "Engine 5": "failing"}, rows, "what failed in the last hour is marked, in the browser's DOM")
+		require.Equal(t, map[string]string{"Engine 1": "red", "Engine 2": "red", "Engine 3": "amber",
+			"Engine 4": "red", "Engine 5": "red"}, rows, "each engine's state is marked, in the browser's DOM")
 
 		shot := filepath.Join(screenshotDir(t), "status.png")
-		headless(t, browser, "--screenshot="+shot, "--window-size=1280,1400", srv.URL+"/status")
-		checkScreenshot(t, shot)
+		headless(t, browser, "--screenshot="+shot, "--window-size=1280,2200", srv.URL+"/status")
+		px := screenshotColours(t, shot, 1280, 2200)
+		require.Greater(t, px.red, 20_000, "red rows are red")
+		require.Greater(t, px.amber, 2_000, "Engine 3's row is amber")
+		require.Greater(t, px.ok, 1_000, "the live daemon is marked green")
+		require.Greater(t, px.dark, 5_000, "the page has text")
 	})
 }
 
@@ -286,33 +324,95 @@ func screenshotDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// checkScreenshot checks that the screenshot shows the page as styled: the size asked for, the failing rows in
-// their red, the healthy engines' green mark, and text.
-func checkScreenshot(t *testing.T, path string) {
+// Colours of the stylesheet, as the screenshot has them (sRGB).
+var (
+	redRow   = [3]uint32{0xfd, 0xe2, 0xe1}
+	amberRow = [3]uint32{0xff, 0xf0, 0xc2}
+	okMark   = [3]uint32{0xe6, 0xf4, 0xea}
+)
+
+// pixels counts a screenshot's pixels by colour: red, amber and green rows, and text (dark); last is the lowest
+// row with anything but white on it.
+type pixels struct {
+	red, amber, ok, dark, last int
+}
+
+// screenshotColours reads the screenshot at path, checks it has the size asked for, and counts its colours.
+func screenshotColours(t *testing.T, path string, width, height int) pixels {
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
 	defer f.Close()
 	img, err := png.Decode(f)
 	require.NoError(t, err)
-	require.Equal(t, image.Rect(0, 0, 1280, 1400), img.Bounds())
-	var failing, ok, dark int
+	require.Equal(t, image.Rect(0, 0, width, height), img.Bounds())
+	var px pixels
 	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
 		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
 			r, g, b, _ := img.At(x, y).RGBA()
-			r, g, b = r>>8, g>>8, b>>8
+			c := [3]uint32{r >> 8, g >> 8, b >> 8}
 			switch {
-			case r == 0xfd && g == 0xe2 && b == 0xe1:
-				failing++
-			case r == 0xe6 && g == 0xf4 && b == 0xea:
-				ok++
-			case r < 0x60 && g < 0x60 && b < 0x60:
-				dark++
+			case c == redRow:
+				px.red++
+			case c == amberRow:
+				px.amber++
+			case c == okMark:
+				px.ok++
+			case c[0] < 0x60 && c[1] < 0x60 && c[2] < 0x60:
+				px.dark++
+			}
+			if c != [3]uint32{0xff, 0xff, 0xff} {
+				px.last = y
 			}
 		}
 	}
-	t.Logf("screenshot %s: %d failing-red, %d ok-green and %d text pixels", path, failing, ok, dark)
-	require.Greater(t, failing, 20_000, "failing rows are red")
-	require.Greater(t, ok, 1_000, "healthy engines are marked green")
-	require.Greater(t, dark, 5_000, "the page has text")
+	t.Logf("screenshot %s: %d red, %d amber, %d green and %d text pixels; the lowest drawn row is %d", path, px.red,
+		px.amber, px.ok, px.dark, px.last)
+	return px
+}
+
+// TestStatusPageAtScale renders, in headless Chromium, a system in good order but for one post retried: 58 county
+// domains all current are one line ("58 of 58 domains current") over a table that stays collapsed, Engine 4 is amber
+// and not red ("retrying"), and the other engines are green.
+func TestStatusPageAtScale(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	execSQL(t, db.Pool, liveDaemon+recentImport+`
+		INSERT INTO commcare_sync_marks (domain, high_water, round_started_at, round_completed_at)
+		SELECT 'ny-county-' || n || '-cdcms', now() - interval '3 minutes', now() - interval '3 minutes',
+		       now() - interval '2 minutes' FROM generate_series(1, 58) n;
+		INSERT INTO river_job (id, args, kind, max_attempts, queue, state, attempt, scheduled_at) VALUES
+		  (77, '{"case_id": "5d0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b", "county_id": 1}', 'commcare_case_loader', 20,
+		   'commcare', 'retryable', 1, now() + interval '15 seconds');
+		INSERT INTO events (type, data) VALUES ('send_to_commcare_failed', '{"status": 500, "job_id": 77}');`)
+	srv := httptest.NewServer(newOpsHandler(db.Pool, prometheus.NewRegistry(), http.NotFoundHandler(), report.Defaults()))
+	t.Cleanup(srv.Close)
+
+	code, body := get(t, srv.URL+"/status")
+	require.Equal(t, http.StatusOK, code)
+	page := html.UnescapeString(body)
+	require.Contains(t, page, "58 of 58 domains current")
+	require.Contains(t, page, `<details id="all-domains">`, "every domain's table is collapsed")
+	require.NotContains(t, page, `id="domains-not-current"`)
+	require.Contains(t, page, "retrying: 1 post failed in the last hour, each retried by its job")
+	require.Contains(t, page, `<a href="/riverui/jobs/77">River job 77; viaduct trace --case-id 5d0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b</a>`,
+		"the failure links to its job in River UI")
+
+	browser := chromium(t)
+	dom := html.UnescapeString(string(headless(t, browser, "--dump-dom", srv.URL+"/status")))
+	rows := map[string]string{}
+	for _, m := range regexp.MustCompile(`<tr class="(\w+)">\s*<td><b>(Engine \d)</b>`).FindAllStringSubmatch(dom, -1) {
+		rows[m[2]] = m[1]
+	}
+	require.Equal(t, map[string]string{"Engine 1": "ok", "Engine 2": "ok", "Engine 3": "ok", "Engine 4": "amber",
+		"Engine 5": "ok"}, rows)
+
+	shot := filepath.Join(screenshotDir(t), "status-at-scale.png")
+	headless(t, browser, "--screenshot="+shot, "--window-size=1280,4000", srv.URL+"/status")
+	px := screenshotColours(t, shot, 1280, 4000)
+	require.Zero(t, px.red, "nothing is red")
+	require.Greater(t, px.amber, 2_000, "Engine 4 and its retried post are amber")
+	require.Greater(t, px.ok, 4*1_000, "the healthy engines are marked green")
+	// Open, the 58 domains' table would take some 2,000 pixels more: the page ends well before that.
+	require.Less(t, px.last, 2_600, "the domains' table is collapsed")
 }

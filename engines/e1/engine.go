@@ -170,6 +170,9 @@ func New(config Config, deps Deps) (*Engine, error) {
 // Run receives notifications until ctx is done (or, with UntilIdle, until the queue is empty) and imports what they
 // announce. It returns nil on a clean stop; an error only when the queue cannot be listened to at all.
 func (e *Engine) Run(ctx context.Context) error {
+	if err := e.deps.Metrics.readLastImport(ctx, e.deps.Pool); err != nil && ctx.Err() == nil {
+		e.logger.Warn("the last import's time is unknown until the next import", zap.Error(err))
+	}
 	waitSeconds := int32(e.config.WaitTime / time.Second)
 	e.receive.failed = e.TestSignals.ReceiveFailed
 	sub, err := wmsqs.NewSubscriber(wmsqs.SubscriberConfig{

@@ -1,9 +1,13 @@
 package e1
 
 import (
+	"context"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
 // Metrics are Engine 1's Prometheus metrics. A nil *Metrics records nothing, so tests and `viaduct extract` need
@@ -15,6 +19,7 @@ type Metrics struct {
 	importSeconds prometheus.Histogram
 	batchSeconds  prometheus.Histogram
 	receiveErrors *prometheus.CounterVec
+	lastImport    prometheus.Gauge
 }
 
 // NewMetrics creates Engine 1's metrics and registers them with reg.
@@ -52,8 +57,31 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ReasonUnreachable, ReasonOther} {
 		m.receiveErrors.WithLabelValues(r) // exported at 0, so a rate can be taken before the first failure
 	}
-	reg.MustRegister(m.files, m.rows, m.notifications, m.importSeconds, m.batchSeconds, m.receiveErrors)
+	m.lastImport = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "viaduct", Subsystem: "e1", Name: "last_import_timestamp_seconds",
+		Help: "When the newest export was imported, by any daemon as of this one's start and by this one since; 0 " +
+			"before the first. ECLRS sends one about every 30 minutes: alert on time() minus the max() over every " +
+			"daemon growing past a few hours.",
+	})
+	reg.MustRegister(m.files, m.rows, m.notifications, m.importSeconds, m.batchSeconds, m.receiveErrors, m.lastImport)
 	return m
+}
+
+// readLastImport sets the last import's time from the files table: the newest import, whichever daemon made it.
+// Run calls it before it takes a message, so this daemon's own imports only move it on.
+func (m *Metrics) readLastImport(ctx context.Context, db eclrs.DBTX) error {
+	if m == nil {
+		return nil
+	}
+	var last *time.Time
+	if err := db.QueryRow(ctx, `SELECT max(processing_completed_at) FROM files WHERE status = $1`,
+		eclrs.FileImported).Scan(&last); err != nil {
+		return fmt.Errorf("reading when the last export was imported: %w", err)
+	}
+	if last != nil {
+		m.lastImport.Set(float64(last.Unix()))
+	}
+	return nil
 }
 
 func (m *Metrics) observeImport(res *Result) {
@@ -67,6 +95,9 @@ func (m *Metrics) observeImport(res *Result) {
 	m.files.WithLabelValues(status).Inc()
 	if res.Already {
 		return
+	}
+	if res.Status == eclrs.FileImported {
+		m.lastImport.SetToCurrentTime()
 	}
 	m.importSeconds.Observe(res.Seconds)
 	m.rows.WithLabelValues("new").Add(float64(res.New))

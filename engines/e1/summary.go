@@ -80,13 +80,18 @@ func Summarize(ctx context.Context, db eclrs.DBTX, counts tally.Counts) (*Summar
 	if err != nil {
 		return nil, fmt.Errorf("counting the last hour's files: %w", err)
 	}
+	// The newest occurrence of each: the newest file failed for the reason, the newest malformed row's file and line.
 	s.Failures, err = status.Failures(ctx, db, `
-		SELECT coalesce(failure_reason, 'no reason recorded'), count(*), max(processing_completed_at) FROM files
+		SELECT coalesce(failure_reason, 'no reason recorded'), count(*), max(processing_completed_at),
+		       jsonb_build_object('file_id', (array_agg(id ORDER BY processing_completed_at DESC, id DESC))[1]) FROM files
 		 WHERE status = $1 AND processing_completed_at > now() - interval '`+status.FailureWindow+`' GROUP BY 1
 		UNION ALL
-		SELECT CASE field WHEN '' THEN 'malformed rows' ELSE 'malformed rows: field ' || field END
-		       || ' (line and reason in file_row_errors)', count(*), max(inserted_at) FROM file_row_errors
-		 WHERE inserted_at > now() - interval '`+status.FailureWindow+`' GROUP BY field`, eclrs.FileFailed)
+		SELECT reason, n, last, (SELECT jsonb_build_object('file_id', r.file_id, 'line', r.line_number)
+		                           FROM file_row_errors r WHERE r.id = newest)
+		  FROM (SELECT CASE field WHEN '' THEN 'malformed rows' ELSE 'malformed rows: field ' || field END
+		               || ' (line and reason in file_row_errors)' AS reason, count(*) AS n, max(inserted_at) AS last,
+		               (array_agg(id ORDER BY inserted_at DESC, id DESC))[1] AS newest FROM file_row_errors
+		         WHERE inserted_at > now() - interval '`+status.FailureWindow+`' GROUP BY field) g`, eclrs.FileFailed)
 	if err != nil {
 		return nil, fmt.Errorf("reading Engine 1's failures: %w", err)
 	}

@@ -25,6 +25,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"phase"}),
 	}
+	for _, o := range []string{"processed", "ignored", "failed", "retried"} {
+		m.results.WithLabelValues(o) // exported at 0, so that a rate can be taken before the first
+	}
 	reg.MustRegister(m.results, m.batchSeconds)
 	return m
 }

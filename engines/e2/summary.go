@@ -67,9 +67,14 @@ func Summarize(ctx context.Context, db eclrs.DBTX, counts tally.Counts) (*Summar
 	if err != nil {
 		return nil, fmt.Errorf("counting waiting test results: %w", err)
 	}
-	s.Failures, err = status.Failures(ctx, db, `SELECT coalesce(data->>'reason', 'no reason recorded'), count(*),
-		    max(inserted_at) FROM events
-		 WHERE type = $1 AND inserted_at > now() - interval '`+status.FailureWindow+`' GROUP BY 1`, eclrs.EventProcessingFailed)
+	// The newest occurrence of each reason is the file and line of the newest result that failed for it.
+	s.Failures, err = status.Failures(ctx, db, `SELECT reason, n, last,
+		    (SELECT jsonb_build_object('file_id', tr.file_id, 'line', tr.line_number)
+		       FROM test_result_events j JOIN test_results tr ON tr.id = j.test_result_id WHERE j.event_id = newest)
+		  FROM (SELECT coalesce(data->>'reason', 'no reason recorded') AS reason, count(*) AS n,
+		               max(inserted_at) AS last, (array_agg(id ORDER BY inserted_at DESC, id DESC))[1] AS newest FROM events
+		         WHERE type = $1 AND inserted_at > now() - interval '`+status.FailureWindow+`' GROUP BY 1) g`,
+		eclrs.EventProcessingFailed)
 	if err != nil {
 		return nil, fmt.Errorf("reading Engine 2's failures: %w", err)
 	}

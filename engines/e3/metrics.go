@@ -35,6 +35,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "When this daemon last finished a pass; 0 before its first. Only the daemon holding the pass lock passes, so alert on the max() over every daemon falling behind.",
 		}),
 	}
+	for _, r := range []string{"ok", "failed", "skipped", "interrupted"} {
+		m.passes.WithLabelValues(r) // exported at 0, so that a rate can be taken before the first
+	}
+	for _, o := range []string{"enqueued", "deferred"} {
+		m.cases.WithLabelValues(o)
+	}
 	reg.MustRegister(m.passes, m.cases, m.passSeconds, m.lastComplete)
 	return m
 }

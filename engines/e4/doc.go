@@ -28,7 +28,8 @@
 // # Writes
 //
 // Events on the index case posted: send_to_commcare_succeeded (with the form as stash, and whether the post was
-// skipped as unchanged or switched off), send_to_commcare_failed, send_to_commcare_discarded; on a transferred
+// skipped as unchanged or switched off), send_to_commcare_failed and send_to_commcare_discarded (each with the
+// job_id of the attempt, which the status page links to); on a transferred
 // case, send_to_commcare_rerouted, and updated_from_commcare when CommCare's values changed the local case.
 // commcare_posts, the fingerprint of the last successful post per case and domain, in the transaction that
 // records the success and completes the job (or, when the case changed meanwhile, snoozes it to run again). For transfers, the destination index case and copies of the

@@ -36,7 +36,8 @@ func (t *tally) log(logger *zap.Logger, since time.Duration) {
 		return
 	}
 	fields := []zap.Field{zap.Duration("over", since.Round(time.Second))}
-	for _, o := range []outcome{outcomePosted, outcomeUnchanged, outcomeDryRun, outcomeSnoozed, outcomeFailed, outcomeCancelled} {
+	for _, o := range []outcome{outcomePosted, outcomeUnchanged, outcomeDryRun, outcomeSnoozed, outcomeFailed, outcomeDiscarded,
+		outcomeCancelled} {
 		fields = append(fields, zap.Int(string(o), counts[o]))
 	}
 	logger.Info("case loader jobs worked", fields...)

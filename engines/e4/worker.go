@@ -73,9 +73,35 @@ func newWorker(config Config, deps Deps, db database) (*Worker, error) {
 func (w *Worker) Work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]) error {
 	start := time.Now()
 	outcome, err := w.work(ctx, job)
+	if outcome == outcomeFailed && job.Attempt >= job.MaxAttempts {
+		outcome = outcomeDiscarded
+	}
+	w.logFailure(ctx, job, outcome, err)
 	w.deps.Metrics.observeJob(outcome, time.Since(start))
 	w.tally.add(outcome)
 	return err
+}
+
+// logFailure logs an attempt that failed, once: River's own line for it is lowered to Debug by the daemon, so this
+// is the one line per retry, with when the next attempt comes. A stop (the daemon shutting down, the job's
+// timeout while stopping) is not a failure: River makes the job available again.
+func (w *Worker) logFailure(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs], out outcome, err error) {
+	if err == nil || errors.Is(ctx.Err(), context.Canceled) {
+		return
+	}
+	fields := []zap.Field{zap.String("case_id", job.Args.CaseID), zap.Int64("county_id", job.Args.CountyID),
+		zap.Int64("job_id", job.ID), zap.Int("attempt", job.Attempt), zap.Int("max_attempts", job.MaxAttempts),
+		zap.Error(err)}
+	switch out {
+	case outcomeFailed:
+		// River adds up to 10% either way (RetryPolicy.NextRetry); the nominal wait is what an operator needs.
+		wait := w.config.Retry.Delay(job.Attempt)
+		w.logger.Warn("case loader attempt failed; retrying", append(fields, zap.Duration("retry_in", wait),
+			zap.Time("next_attempt_at", time.Now().Add(wait).UTC().Truncate(time.Second)))...)
+	case outcomeDiscarded:
+		w.logger.Error("case loader attempt failed, the last one: giving the case up until it changes again",
+			fields...)
+	}
 }
 
 // outcome names how a job attempt ended, for metrics and logs.
@@ -88,6 +114,8 @@ const (
 	outcomeSnoozed   outcome = "snoozed"
 	outcomeCancelled outcome = "cancelled"
 	outcomeFailed    outcome = "failed"
+	// outcomeDiscarded is a failed last attempt: River discards the job.
+	outcomeDiscarded outcome = "discarded"
 )
 
 func (w *Worker) work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]) (outcome, error) {
@@ -101,8 +129,7 @@ func (w *Worker) work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]
 		if err == nil {
 			err = fmt.Errorf("county %d does not participate", args.CountyID)
 		}
-		log.Warn("the case's county has no CommCare domain; retrying later", zap.Error(err))
-		return outcomeFailed, err
+		return outcomeFailed, fmt.Errorf("the case's county has no CommCare domain: %w", err)
 	}
 	source, err := loadIndexCase(ctx, w.db, args.CaseID)
 	if errors.Is(err, errCaseMissing) {
@@ -125,16 +152,14 @@ func (w *Worker) work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]
 		}
 		return w.post(ctx, job, log, source, target, county, actionUpdate)
 	case end.kind == linkNotFound:
-		err := fmt.Errorf("CommCare case %s in %s was transferred but the target case was not found in %s",
+		return outcomeFailed, fmt.Errorf("CommCare case %s in %s was transferred but the target case was not found in %s",
 			source.caseID, county.Domain, end.domain)
-		log.Warn("transfer target not found; retrying later", zap.Error(err))
-		return outcomeFailed, err
 	case end.kind == linkFound:
 		return w.transfer(ctx, job, log, counties, source, ch)
 	case end.kind == linkCycle:
 		log.Error("case transfer cycle detected; cancelling the job", zap.Error(end.err))
 		if _, err := casedb.RecordEvent(ctx, w.db, source.id, casedb.EventSendToCommCareDiscarded,
-			map[string]any{"reason": "cycle_detected", "detail": end.err.Error()}, ""); err != nil {
+			map[string]any{"reason": "cycle_detected", "detail": end.err.Error(), "job_id": job.ID}, ""); err != nil {
 			return outcomeFailed, err
 		}
 		return outcomeCancelled, river.JobCancel(end.err)
@@ -146,13 +171,12 @@ func (w *Worker) work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]
 		// A 4xx other than 404 (not found: created above), 401, 403 and the like: asking again gets the same answer.
 		log.Error("CommCare rejected a lookup for good; cancelling the job", zap.Error(end.err))
 		if _, err := casedb.RecordEvent(ctx, w.db, source.id, casedb.EventSendToCommCareDiscarded,
-			map[string]any{"reason": end.err.Error(), "domain": end.domain}, ""); err != nil {
+			map[string]any{"reason": end.err.Error(), "domain": end.domain, "job_id": job.ID}, ""); err != nil {
 			return outcomeFailed, err
 		}
 		return outcomeCancelled, river.JobCancel(end.err)
 	default:
-		log.Warn("following the case's transfer chain failed; retrying later", zap.Error(end.err))
-		return outcomeFailed, end.err
+		return outcomeFailed, fmt.Errorf("following the case's transfer chain: %w", end.err)
 	}
 }
 
@@ -188,7 +212,7 @@ func (w *Worker) post(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]
 		// A property name no XML element can have: the same data fails every time.
 		log.Error("the case cannot be written as a CommCare form; cancelling the job", zap.Error(err))
 		if _, rerr := casedb.RecordEvent(ctx, w.db, target.id, casedb.EventSendToCommCareDiscarded,
-			map[string]any{"action": act, "reason": err.Error(), "domain": county.Domain}, ""); rerr != nil {
+			map[string]any{"action": act, "reason": err.Error(), "domain": county.Domain, "job_id": job.ID}, ""); rerr != nil {
 			return outcomeFailed, rerr
 		}
 		return outcomeCancelled, river.JobCancel(err)
@@ -224,7 +248,7 @@ func (w *Worker) post(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]
 
 	res, err := w.commcare.SubmitForm(ctx, county.Domain, xml)
 	if err != nil {
-		return w.failed(ctx, log, target, county, act, now, string(xml), err)
+		return w.failed(ctx, log, job.ID, target, county, act, now, string(xml), err)
 	}
 	data := eventData(act, county, now)
 	data["response"] = res.Body
@@ -292,9 +316,10 @@ func (w *Worker) finish(ctx context.Context, job *river.Job[casedb.CaseLoaderArg
 
 // failed records a post that CommCare did not accept and decides what becomes of the job: a 429 snoozes it, an
 // answer that can never change cancels it, anything else is retried.
-func (w *Worker) failed(ctx context.Context, log *zap.Logger, target *indexCase, county countylist.County, act action,
-	now time.Time, stash string, postErr error) (outcome, error) {
+func (w *Worker) failed(ctx context.Context, log *zap.Logger, jobID int64, target *indexCase, county countylist.County,
+	act action, now time.Time, stash string, postErr error) (outcome, error) {
 	data := eventData(act, county, now)
+	data["job_id"] = jobID // the status page links the failure to its job
 	var httpErr *commcare.HTTPError
 	if errors.As(postErr, &httpErr) {
 		data["status"] = httpErr.StatusCode
@@ -302,7 +327,8 @@ func (w *Worker) failed(ctx context.Context, log *zap.Logger, target *indexCase,
 	} else {
 		data["response"] = postErr.Error()
 	}
-	typ, out, result := casedb.EventSendToCommCareFailed, outcomeFailed, postErr
+	typ, out := casedb.EventSendToCommCareFailed, outcomeFailed
+	var result error
 	switch {
 	case errors.Is(postErr, commcare.ErrRateLimited):
 		d := snooze(postErr)
@@ -315,7 +341,7 @@ func (w *Worker) failed(ctx context.Context, log *zap.Logger, target *indexCase,
 		typ, out, result = casedb.EventSendToCommCareDiscarded, outcomeCancelled, river.JobCancel(postErr)
 		log.Error("CommCare rejected the case for good; cancelling the job", zap.Error(postErr))
 	default:
-		log.Warn("posting the case failed; retrying later", zap.Error(postErr))
+		result = fmt.Errorf("posting the case to %s: %w", county.Domain, postErr)
 	}
 	// Recorded even when ctx is done (a timeout): the attempt happened.
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)

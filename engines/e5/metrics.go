@@ -46,6 +46,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Case list requests CommCare answered 429 Too Many Requests, by domain: each was waited out as CommCare asked and sent again, so none is a failure.",
 		}, []string{"domain"}),
 	}
+	for _, r := range []string{"ok", "failed", "rate_limited", "interrupted"} {
+		m.rounds.WithLabelValues(r) // exported at 0, so that a rate can be taken before the first
+	}
+	for _, r := range []string{"ok", "failed", "rate_limited"} {
+		m.domains.WithLabelValues(r)
+	}
 	reg.MustRegister(m.rounds, m.roundSeconds, m.domains, m.cases, m.lastComplete, m.rateLimits)
 	m.forwarding = newForwardingMetrics(reg)
 	return m

@@ -7,6 +7,7 @@ package status
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -29,6 +30,21 @@ type Failure struct {
 	Count int64 `json:"count"`
 	// Last is when it last happened.
 	Last time.Time `json:"last"`
+	// Retried says the work that failed is retried by itself: a person need not act yet.
+	Retried bool `json:"retried,omitempty"`
+	// Newest names the newest occurrence, so that it can be followed (a file, a test result's line, a case, a River
+	// job); nil when the engine records nothing to follow.
+	Newest *Occurrence `json:"newest,omitempty"`
+}
+
+// Occurrence names one occurrence of a failure by what an operator can look up: the file and line it came from
+// (`viaduct trace --file F --line N`), the CommCare case (`viaduct trace --case-id`) and the River job
+// (/riverui/jobs/ID). Only what the engine records is set; none of it is patient data.
+type Occurrence struct {
+	FileID int64  `json:"file_id,omitempty"`
+	Line   int64  `json:"line,omitempty"`
+	CaseID string `json:"case_id,omitempty"`
+	JobID  int64  `json:"job_id,omitempty"`
 }
 
 // Querier is the part of a pool, connection or transaction that Failures needs.
@@ -36,18 +52,31 @@ type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// Failures runs query, which selects rows of (reason text, count bigint, last timestamptz), and returns the
-// MaxFailures newest. The query does its own grouping and its own time window (FailureWindow).
+// Failures runs query, which selects rows of (reason text, count bigint, last timestamptz, newest jsonb), and
+// returns the MaxFailures newest. newest is an Occurrence as JSON, or NULL. The query does its own grouping and its
+// own time window (FailureWindow).
 func Failures(ctx context.Context, db Querier, query string, args ...any) ([]Failure, error) {
-	rows, err := db.Query(ctx, `SELECT reason, count, last FROM (`+query+`) f(reason, count, last)
+	rows, err := db.Query(ctx, `SELECT reason, count, last, newest FROM (`+query+`) f(reason, count, last, newest)
 		 ORDER BY last DESC, reason LIMIT `+fmt.Sprint(MaxFailures), args...)
 	if err != nil {
 		return nil, err
 	}
 	failures, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Failure, error) {
 		var f Failure
-		err := row.Scan(&f.Reason, &f.Count, &f.Last)
-		return f, err
+		var newest []byte
+		if err := row.Scan(&f.Reason, &f.Count, &f.Last, &newest); err != nil {
+			return f, err
+		}
+		if newest != nil {
+			var o Occurrence
+			if err := json.Unmarshal(newest, &o); err != nil {
+				return f, fmt.Errorf("reading the newest occurrence of %q: %w", f.Reason, err)
+			}
+			if o != (Occurrence{}) {
+				f.Newest = &o
+			}
+		}
+		return f, nil
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"fmt"
 	"html/template"
 	"net/http"
 
@@ -24,9 +25,13 @@ type page struct {
 	FailureWindow string
 	Failures      []failureLine
 	TraceHint     string
-	Domains       []domainLine
-	Counts        []countLine
-	LastImport    string
+	Daemons       []daemonLine
+	// DomainsSummary is "56 of 58 domains current"; NotCurrent lists the others, Domains every domain (collapsed).
+	DomainsSummary string
+	NotCurrent     []domainLine
+	Domains        []domainLine
+	Counts         []countLine
+	LastImport     string
 }
 
 // failureLine is one row of the page's failure table.
@@ -34,21 +39,28 @@ type failureLine struct {
 	Engine, Reason string
 	Count          int64
 	Last           string
+	// State colours the row: its engine's state, amber at worst for what is retried by itself.
+	State State
+	// Follow names the newest occurrence; JobURL is its River job's page when River UI is served.
+	Follow, JobURL string
 }
 
-// domainLine is one row of the page's Engine 5 table.
-type domainLine struct {
-	Domain, HighWater, Started, Completed, LastError string
+// Reader reads reports for the /status page and the status metrics alike: at most one read at a time, detached
+// from the requests, and a report at most cacheFor old.
+type Reader struct {
+	cache *cache
 }
 
-// NewHandler serves /status: the overview of `viaduct status` as a server-rendered HTML page that refreshes
-// itself, or as JSON with ?format=json, from a report at most cacheFor old. read reads a report, in one snapshot;
-// it is called at most once at a time, detached from the requests. riverUI says whether /riverui/ is served, so
-// the page links only to what exists.
-func NewHandler(read func(context.Context) (*Status, error), riverUI bool) http.Handler {
-	c := &cache{read: read, wait: waitFor}
+// NewReader returns a Reader that reads with read, in one snapshot, and assesses what it read.
+func NewReader(read func(context.Context) (*Status, error)) *Reader {
+	return &Reader{cache: &cache{read: read, wait: waitFor}}
+}
+
+// Handler serves /status: the overview of `viaduct status` as a server-rendered HTML page that refreshes itself,
+// or as JSON with ?format=json. riverUI says whether /riverui/ is served, so the page links only to what exists.
+func (rd *Reader) Handler(riverUI bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		report, err := c.get(r.Context())
+		report, err := rd.cache.get(r.Context())
 		if err != nil {
 			http.Error(w, "reading the status: "+err.Error(), http.StatusServiceUnavailable)
 			return
@@ -77,18 +89,27 @@ func newPage(r *Status, riverUI bool) *page {
 		RiverUI:       riverUI,
 		Engines:       r.engines(),
 		FailureWindow: status.FailureWindow,
+		Daemons:       r.daemonLines(),
 		Counts:        r.counts(),
 		LastImport:    r.lastImport(),
 		TraceHint:     r.traceHint(),
 	}
 	for _, l := range p.Engines {
 		for _, f := range l.Failures {
-			p.Failures = append(p.Failures, failureLine{Engine: l.Engine, Reason: f.Reason, Count: f.Count, Last: formatTime(&f.Last)})
+			line := failureLine{Engine: l.Engine, Reason: f.Reason, Count: f.Count, Last: formatTime(&f.Last),
+				State: l.State, Follow: follow(l.ID, f.Newest)}
+			if f.Retried && line.State == Red {
+				line.State = Amber // what is retried by itself is not what made the engine red
+			}
+			if riverUI && f.Newest != nil && f.Newest.JobID != 0 {
+				line.JobURL = fmt.Sprintf("/riverui/jobs/%d", f.Newest.JobID)
+			}
+			p.Failures = append(p.Failures, line)
+		}
+		if l.ID == "e5" {
+			p.DomainsSummary = l.Summary
 		}
 	}
-	for _, d := range r.E5.Domains {
-		p.Domains = append(p.Domains, domainLine{Domain: d.Domain, HighWater: formatTime(d.HighWater),
-			Started: formatTime(d.RoundStartedAt), Completed: formatTime(d.RoundCompletedAt), LastError: d.LastError})
-	}
+	p.Domains, p.NotCurrent = r.domainLines()
 	return p
 }

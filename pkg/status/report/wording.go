@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
@@ -10,65 +11,91 @@ import (
 
 // engineLine is one engine's row of the overview, worded once for the terminal and the /status page.
 type engineLine struct {
-	Engine, Name string
+	// ID is "e1" … "e5"; Engine is "Engine 1" … "Engine 5".
+	ID, Engine, Name string
 	// Waiting, Done and Failed say how much work waits, was done in the last hour and failed in the last hour.
 	Waiting, Done, Failed string
 	// Oldest is when the oldest waiting item started waiting, and how long ago; "-" when nothing waits.
 	Oldest string
-	// Failing is set when work failed in the last hour (or, for Engine 5, a domain's last round failed).
-	Failing bool
+	// State and Why are the engine's verdict (rules.go); RunBy names the live daemons running it, or says none does.
+	State State
+	Why   []string
+	RunBy string
+	// Summary sums up the engine's detail ("56 of 58 domains current"); "" for none.
+	Summary string
 	// Failures are the reasons of the last day's failures, newest first.
 	Failures []status.Failure
 }
 
-// engines is the overview: for each engine, work waiting, done in the last hour, failed, and the oldest waiting.
+// engines is the overview: for each engine, its verdict, work waiting, done in the last hour, failed, and the
+// oldest waiting.
 func (r *Status) engines() []engineLine {
+	lines := r.counters()
+	verdicts := r.Engines
+	if len(verdicts) != len(lines) {
+		// A report nobody assessed (built by hand): judge a copy, never the report a cache shares.
+		c := *r
+		c.Assess()
+		verdicts = c.Engines
+	}
+	for i, v := range verdicts {
+		lines[i].State, lines[i].Why, lines[i].Summary, lines[i].RunBy = v.State, v.Why, v.Summary, "no running daemon"
+		if len(v.Daemons) > 0 {
+			lines[i].RunBy = strings.Join(v.Daemons, ", ")
+		}
+	}
+	return lines
+}
+
+// counters are the overview's numbers for each engine.
+func (r *Status) counters() []engineLine {
 	e4Done := count(r.E4.Posted, "case posted", "cases posted") + ", " + count(r.E4.Unchanged, "unchanged", "unchanged")
 	if r.E4.DryRun > 0 {
 		e4Done += ", " + count(r.E4.DryRun, "not posted (posting off)", "not posted (posting off)")
 	}
 	e4Failed := count(r.E4.Failed, "post", "posts") + ", " + count(r.E4.Discarded, "given up", "given up")
+	if r.E4.Exhausted > 0 {
+		e4Failed += ", " + count(r.E4.Exhausted, "out of attempts", "out of attempts")
+	}
 	if r.E4.RateLimited > 0 {
 		e4Failed += " (and " + count(r.E4.RateLimited, "rate limited", "rate limited") + ", waiting as asked)"
 	}
-	// Malformed rows are counted but do not make Engine 1 failing: most exports have a few, and the rest of the
-	// file is imported.
 	return []engineLine{{
-		Engine: "Engine 1", Name: "ECLRS extractor",
+		ID: "e1", Engine: "Engine 1", Name: "ECLRS extractor",
 		Waiting: count(r.E1.Files[eclrs.FileImporting], "file importing", "files importing"),
 		Done:    count(r.E1.ImportedLastHour, "file imported", "files imported"),
 		Failed: count(r.E1.FailedLastHour, "file", "files") + ", " +
 			count(r.E1.RowErrorsLastHour, "malformed row", "malformed rows"),
-		Oldest: waitedSince(r.E1.OldestImporting, r.E1.OldestImportingAge), Failing: r.E1.FailedLastHour > 0,
+		Oldest:   waitedSince(r.E1.OldestImporting, r.E1.OldestImportingAge),
 		Failures: r.E1.Failures,
 	}, {
-		Engine: "Engine 2", Name: "transformer",
+		ID: "e2", Engine: "Engine 2", Name: "transformer",
 		Waiting: count(r.E2.Waiting, "test result", "test results"),
 		Done:    count(r.E2.ProcessedLastHour, "test result processed", "test results processed"),
 		Failed:  count(r.E2.FailedLastHour, "test result", "test results"),
-		Oldest:  waitedSince(r.E2.OldestWaiting, r.E2.OldestWaitingAge), Failing: r.E2.FailedLastHour > 0, Failures: r.E2.Failures,
+		Oldest:  waitedSince(r.E2.OldestWaiting, r.E2.OldestWaitingAge), Failures: r.E2.Failures,
 	}, {
-		Engine: "Engine 3", Name: "enqueuer",
+		ID: "e3", Engine: "Engine 3", Name: "enqueuer",
 		Waiting: count(r.E3.Waiting, "changed index case", "changed index cases"),
 		Done:    count(r.E3.EnqueuedLastHour, "hand-off", "hand-offs"),
 		Failed:  "-",
 		Oldest:  waitedSince(r.E3.OldestWaiting, r.E3.OldestWaitingAge),
 	}, {
-		Engine: "Engine 4", Name: "case loader",
+		ID: "e4", Engine: "Engine 4", Name: "case loader",
 		Waiting: count(r.E4.Queued(), "job", "jobs") + ", " + count(r.E4.Jobs["running"], "running", "running") +
 			runningFor(r.E4.OldestRunning, r.E4.OldestRunningAge),
-		Done:   e4Done,
-		Failed: e4Failed,
-		Oldest: waitedSince(r.E4.OldestWaiting, r.E4.OldestWaitingAge), Failing: r.E4.Failed+r.E4.Discarded > 0,
+		Done:     e4Done,
+		Failed:   e4Failed,
+		Oldest:   waitedSince(r.E4.OldestWaiting, r.E4.OldestWaitingAge),
 		Failures: r.E4.Failures,
 	}, {
-		Engine: "Engine 5", Name: "CommCare extractor",
+		ID: "e5", Engine: "Engine 5", Name: "CommCare extractor",
 		// What waits for Engine 5 is in CommCare; the oldest mark says how far behind it may be.
 		Waiting: "-",
 		Done: count(r.E5.RetrievedLastHour, "case retrieved", "cases retrieved") + ", " +
 			count(r.E5.UpdatedLastHour, "updated (by Engines 4 and 5)", "updated (by Engines 4 and 5)"),
 		Failed: count(int64(len(r.E5.Failures)), "domain failing", "domains failing"),
-		Oldest: r.oldestMark(), Failing: len(r.E5.Failures) > 0, Failures: r.E5.Failures,
+		Oldest: r.oldestMark(), Failures: r.E5.Failures,
 	}}
 }
 
@@ -190,4 +217,79 @@ func formatTime(t *time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// follow says where a failure's newest occurrence can be looked up, for the engine (ID) that reported it: the
+// command that traces a test result, a file (and the line of a malformed row, which no trace finds), a River job
+// and the case it posts. "" when nothing names one.
+func follow(engine string, o *status.Occurrence) string {
+	if o == nil {
+		return ""
+	}
+	var parts []string
+	switch {
+	case o.FileID != 0 && o.Line != 0 && engine == "e2":
+		parts = append(parts, fmt.Sprintf("viaduct trace --file %d --line %d", o.FileID, o.Line))
+	case o.FileID != 0 && o.Line != 0:
+		parts = append(parts, fmt.Sprintf("file %d, line %d", o.FileID, o.Line))
+	case o.FileID != 0:
+		parts = append(parts, fmt.Sprintf("file %d", o.FileID))
+	}
+	if o.JobID != 0 {
+		parts = append(parts, fmt.Sprintf("River job %d", o.JobID))
+	}
+	if o.CaseID != "" {
+		parts = append(parts, "viaduct trace --case-id "+o.CaseID)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// daemonLine is one daemon as the terminal and the page list it.
+type daemonLine struct {
+	Name, Version, Engines, Started, LastBeat string
+	// State is "live", "stopped" or "silent" (its beats stopped without its saying so: killed, or lost).
+	State string
+}
+
+// daemonLines are the daemons seen in the last day, live ones first.
+func (r *Status) daemonLines() []daemonLine {
+	var lines []daemonLine
+	for _, d := range r.Daemons {
+		state := "live"
+		switch {
+		case d.StoppedAt != nil:
+			state = "stopped"
+		case !d.Live:
+			state = "silent"
+		}
+		lines = append(lines, daemonLine{Name: daemonName(d), Version: d.Version, Engines: strings.Join(d.Engines, " "),
+			Started: formatTime(&d.StartedAt), LastBeat: formatTime(&d.BeatAt), State: state})
+	}
+	return lines
+}
+
+// domainLine is one of Engine 5's domains as the terminal and the page list it.
+type domainLine struct {
+	Domain, HighWater, Started, Completed, LastError string
+	// State is the domain's verdict (domainState); Why says why it is not ok.
+	State State
+	Why   string
+}
+
+// domainLines are every domain Engine 5 has a mark for, by name, and those of the ones it reads (read within the
+// failure window) that are not current. A domain no longer read is listed, and judged no more.
+func (r *Status) domainLines() (all, notCurrent []domainLine) {
+	for _, d := range r.E5.Domains {
+		state, why := OK, "not read within "+status.FailureWindow+": no longer taking part"
+		if d.Recent {
+			state, why = r.domainState(d)
+		}
+		l := domainLine{Domain: d.Domain, HighWater: formatTime(d.HighWater), Started: formatTime(d.RoundStartedAt),
+			Completed: formatTime(d.RoundCompletedAt), LastError: d.LastError, State: state, Why: why}
+		all = append(all, l)
+		if state != OK {
+			notCurrent = append(notCurrent, l)
+		}
+	}
+	return all, notCurrent
 }
