@@ -12,6 +12,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -125,6 +127,107 @@ func Pending(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 		pending = append(pending, fmt.Sprintf("viaduct schema at version %d, expected %d", current, target))
 	}
 	return pending, nil
+}
+
+// State is what `viaduct migrate status` shows: every migration this build knows and whether the database has it.
+type State struct {
+	// River is River's schema, migrated from River's own code.
+	River RiverState
+	// App lists Viaduct's migrations in version order.
+	App []Migration
+	// AppVersion is the highest of Viaduct's versions the database records, 0 when none; above the last of App when
+	// a newer build migrated the database.
+	AppVersion int64
+}
+
+// RiverState is River's schema: River records its versions without the time each was applied.
+type RiverState struct {
+	// Version is the highest version applied, 0 when none.
+	Version int
+	// Latest is the highest version this build's River knows.
+	Latest int
+	// Pending lists the versions this build knows that the database lacks.
+	Pending []int
+}
+
+// Migration is one of Viaduct's migrations.
+type Migration struct {
+	// Version is the number the file's name starts with.
+	Version int64
+	// Name is the file's name without its version and extension: 00010_trace.sql is "trace".
+	Name string
+	// AppliedAt is when it was applied; zero while it is pending.
+	AppliedAt time.Time
+}
+
+// Applied says whether the database has the migration.
+func (m Migration) Applied() bool { return !m.AppliedAt.IsZero() }
+
+// Status reads which migrations the database has. It only reads, takes no lock and waits for no migrator: a database
+// never migrated has no version tables, and every migration is then pending.
+func Status(ctx context.Context, pool *pgxpool.Pool) (*State, error) {
+	st := &State{}
+
+	riverMigrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return nil, fmt.Errorf("creating the River migrator: %w", err)
+	}
+	existing, err := riverMigrator.ExistingVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading River's migrations: %w", err)
+	}
+	applied := map[int]bool{}
+	for _, m := range existing {
+		applied[m.Version] = true
+		st.River.Version = max(st.River.Version, m.Version)
+	}
+	for _, m := range riverMigrator.AllVersions() {
+		st.River.Latest = max(st.River.Latest, m.Version)
+		if !applied[m.Version] {
+			st.River.Pending = append(st.River.Pending, m.Version)
+		}
+	}
+
+	provider, closeProvider, err := newProvider(pool)
+	if err != nil {
+		return nil, err
+	}
+	defer closeProvider()
+	// goose creates its version table when asked about a database without one; status must not write.
+	var hasTable bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('goose_db_version') IS NOT NULL").Scan(&hasTable); err != nil {
+		return nil, fmt.Errorf("reading Viaduct's migrations: %w", err)
+	}
+	if !hasTable {
+		for _, src := range provider.ListSources() {
+			st.App = append(st.App, Migration{Version: src.Version, Name: migrationName(src.Path)})
+		}
+		return st, nil
+	}
+	statuses, err := provider.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading Viaduct's migrations: %w", err)
+	}
+	for _, s := range statuses {
+		m := Migration{Version: s.Source.Version, Name: migrationName(s.Source.Path)}
+		if s.State == goose.StateApplied {
+			m.AppliedAt = s.AppliedAt
+		}
+		st.App = append(st.App, m)
+	}
+	if st.AppVersion, err = provider.GetDBVersion(ctx); err != nil {
+		return nil, fmt.Errorf("reading Viaduct's migrations: %w", err)
+	}
+	return st, nil
+}
+
+// migrationName is a migration file's name without its version prefix and extension.
+func migrationName(file string) string {
+	name := strings.TrimSuffix(path.Base(file), ".sql")
+	if _, rest, ok := strings.Cut(name, "_"); ok {
+		return rest
+	}
+	return name
 }
 
 func newProvider(pool *pgxpool.Pool) (*goose.Provider, func(), error) {

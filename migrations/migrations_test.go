@@ -2,9 +2,13 @@ package migrations_test
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
@@ -74,4 +78,53 @@ func TestUp(t *testing.T) {
 				"events", "test_result_events", "index_case_events", "river_job"}).Scan(&tables))
 		require.Equal(t, 11, tables)
 	})
+}
+
+// TestStatusAsMigrateApplies follows one database from empty to migrated and back one step: Status reports what
+// the database has without changing it.
+func TestStatusAsMigrateApplies(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := pgtest.NewEmpty(t)
+	files, err := fs.Glob(migrations.FS, "*.sql")
+	require.NoError(t, err)
+
+	st, err := migrations.Status(ctx, db.Pool)
+	require.NoError(t, err)
+	require.Len(t, st.App, len(files))
+	for _, m := range st.App {
+		require.False(t, m.Applied(), "version %d", m.Version)
+	}
+	require.Zero(t, st.AppVersion)
+	require.Zero(t, st.River.Version)
+	require.NotZero(t, st.River.Latest)
+	require.Len(t, st.River.Pending, st.River.Latest, "River's versions run from 1 to the latest")
+	var tables int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'public'`).Scan(&tables))
+	require.Zero(t, tables, "status created a table")
+
+	_, err = migrations.Up(ctx, db.Pool)
+	require.NoError(t, err)
+	st, err = migrations.Status(ctx, db.Pool)
+	require.NoError(t, err)
+	require.Len(t, st.App, len(files))
+	for i, m := range st.App {
+		require.True(t, m.Applied(), "version %d", m.Version)
+		require.Equal(t, files[i], fmt.Sprintf("%05d_%s.sql", m.Version, m.Name))
+	}
+	last := st.App[len(st.App)-1]
+	require.Equal(t, last.Version, st.AppVersion)
+	require.Equal(t, st.River.Latest, st.River.Version)
+	require.Empty(t, st.River.Pending)
+
+	provider, err := goose.NewProvider(goose.DialectPostgres, stdlib.OpenDBFromPool(db.Pool), migrations.FS)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = provider.Close() })
+	_, err = provider.Down(ctx)
+	require.NoError(t, err)
+	st, err = migrations.Status(ctx, db.Pool)
+	require.NoError(t, err)
+	require.False(t, st.App[len(st.App)-1].Applied(), "the rolled-back migration is pending")
+	require.True(t, st.App[len(st.App)-2].Applied())
+	require.Equal(t, last.Version-1, st.AppVersion)
 }

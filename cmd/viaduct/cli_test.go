@@ -135,6 +135,8 @@ func TestCommandHelp(t *testing.T) {
 				[2]string{"webhook-addr", "VIADUCT_WEBHOOK_ADDR"},
 				[2]string{"webhook-password", "VIADUCT_WEBHOOK_PASSWORD"},
 				[2]string{"e5-import-concurrency", "VIADUCT_E5_IMPORT_CONCURRENCY"},
+				[2]string{"e1-stale-after", "VIADUCT_E1_STALE_AFTER"},
+				[2]string{"retention", "VIADUCT_RETENTION"},
 			),
 		},
 		{
@@ -155,6 +157,10 @@ func TestCommandHelp(t *testing.T) {
 			args: []string{"status", "--help"},
 			flags: [][2]string{
 				{"database-url", "DATABASE_URL"},
+				{"e1-stale-after", "VIADUCT_E1_STALE_AFTER"},
+				{"e4-job-timeout", "VIADUCT_E4_JOB_TIMEOUT"},
+				{"e4-rescue-after", "VIADUCT_E4_RESCUE_AFTER"},
+				{"e5-interval", "VIADUCT_E5_INTERVAL"},
 				{"json", "-"},
 			},
 		},
@@ -215,9 +221,10 @@ func TestRunConfiguration(t *testing.T) {
 			name: "E4NeedsCommCare",
 			args: []string{"run", "--e4", "--e4-concurrency", "-1", "--e4-retry-base", "2h", "--e4-retry-cap", "1h"},
 			want: []string{"--e4 needs the county list", "--e4 needs CommCare: --commcare-url and --commcare-api-key",
-				"e4: the CommCare user id is required", "e4: concurrency -1 is outside 1 to 1,000",
+				"--commcare-user-id (COMMCARE_USER_ID) is required with --e4: forms are submitted as that user",
+				"e4: concurrency -1 is outside 1 to 1,000",
 				"e4: retry base 2h0m0s must be positive and no longer than the retry cap 1h0m0s"},
-			wantNotIn: []string{"not part of this build"},
+			wantNotIn: []string{"not part of this build", "e4: the CommCare user id"},
 		},
 		{
 			name: "E5NeedsCommCare",
@@ -251,7 +258,14 @@ func TestRunConfiguration(t *testing.T) {
 		{
 			name: "UnknownFlag",
 			args: []string{"run", "--e9"},
-			want: []string{"-e9"},
+			want: []string{"unknown flag --e9\n"},
+		},
+		{
+			name: "EveryUnknownFlagWithTheOtherProblems",
+			args: []string{"run", "--e9", "--comcare-api-key=user:s3cr3t", "-databse-url", "postgres://u:s3cr3t@h/db",
+				"--log-level", "loud"},
+			want:      []string{"unknown flags --e9, --comcare-api-key, -databse-url", `--log-level "loud"`, "no engine enabled"},
+			wantNotIn: []string{"s3cr3t"},
 		},
 	}
 	checkConfigCases(t, tests)

@@ -19,6 +19,8 @@ import (
 	"github.com/viaduct-nys/viaduct/engines/e5"
 	"github.com/viaduct-nys/viaduct/pkg/commcare"
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
+	"github.com/viaduct-nys/viaduct/pkg/retention"
+	"github.com/viaduct-nys/viaduct/pkg/status/report"
 )
 
 // defaultDatabaseURL is the local PostgreSQL that `make db` starts, with trust authentication.
@@ -62,6 +64,7 @@ type config struct {
 
 	E1ResumeAfter      time.Duration
 	E1MaxAttempts      int
+	E1StaleAfter       time.Duration
 	E3BatchSize        int
 	E3BusyPollInterval time.Duration
 	E3IdlePollInterval time.Duration
@@ -82,6 +85,8 @@ type config struct {
 	WebhookAddr         string
 	WebhookPassword     string // secret: never logged
 	E5ImportConcurrency int
+
+	Retention time.Duration // the daemon's daily purge (pkg/retention); 0: none
 }
 
 func addDatabase(s *optionSet, c *config) {
@@ -154,6 +159,39 @@ func addE1(s *optionSet, c *config) {
 	s.Int(&c.E1MaxAttempts, "e1-max-attempts", "VIADUCT_E1_MAX_ATTEMPTS", 5,
 		"Import attempts an export gets; after the last fails it is marked failed with the reason.")
 	addBatchRows(s, c)
+}
+
+// addStatusRules declares the threshold of the status rules (pkg/status/report) that has a flag of its own; the
+// daemon's /status page and `viaduct status` both take it.
+func addStatusRules(s *optionSet, c *config) {
+	s.Duration(&c.E1StaleAfter, "e1-stale-after", "VIADUCT_E1_STALE_AFTER", report.DefaultE1StaleAfter,
+		"How long without an imported export turns Engine 1 red on /status and in viaduct status; ECLRS sends one "+
+			"about every 30 minutes.")
+	s.check(func() error {
+		if c.E1StaleAfter < time.Minute {
+			return fmt.Errorf("--e1-stale-after %s must be at least 1m", c.E1StaleAfter)
+		}
+		return nil
+	})
+}
+
+// statusThresholds are the status rules' thresholds under this configuration: --e1-stale-after, a job running past
+// Engine 4's rescue time, and a domain with no round completed within three Engine 5 intervals. Settings a command
+// does not have keep their defaults.
+func (c *config) statusThresholds() report.Thresholds {
+	th := report.Defaults()
+	if c.E1StaleAfter > 0 {
+		th.E1StaleAfter = report.Duration(c.E1StaleAfter)
+	}
+	if c.E4RescueAfter > 0 {
+		th.E4RunningLongerThan = report.Duration(c.E4RescueAfter)
+	} else if c.E4JobTimeout > 0 {
+		th.E4RunningLongerThan = report.Duration(c.E4JobTimeout + time.Minute)
+	}
+	if c.E5Interval > 0 {
+		th.E5CurrentWithin = report.Duration(3 * c.E5Interval)
+	}
+	return th
 }
 
 // addCommCare declares where the county list (and, for later engines, CommCare itself) is.
@@ -276,13 +314,18 @@ func addE4(s *optionSet, c *config) {
 	s.Duration(&c.E4RetryCap, "e4-retry-cap", "VIADUCT_E4_RETRY_CAP", 24*time.Hour,
 		"Longest wait between two attempts of an Engine 4 job.")
 	s.check(func() error {
-		if !c.Engines[4] {
-			// The user id is required only when Engine 4 runs; the rest is checked either way.
-			cfg := c.e4Config()
+		// The user id is required only when Engine 4 runs, and named here as every other setting is, by its flag
+		// and variable; the rest is checked either way.
+		cfg := c.e4Config()
+		var errs []error
+		if cfg.UserID == "" {
+			if c.Engines[4] {
+				errs = append(errs, errors.New("--commcare-user-id (COMMCARE_USER_ID) is required with --e4: forms are "+
+					"submitted as that user"))
+			}
 			cfg.UserID = "-"
-			return cfg.Validate()
 		}
-		return c.e4Config().Validate()
+		return errors.Join(append(errs, cfg.Validate())...)
 	})
 }
 
@@ -359,6 +402,25 @@ func (c *config) e5Config() e5.Config {
 	}
 	return e5.Config{Interval: c.E5Interval, Overlap: c.E5Overlap, FirstWindow: c.E5FirstWindow, PageSize: c.E5PageSize,
 		Domains: c.E5Domains, OwnUserIDs: own, UntilIdle: c.UntilIdle}
+}
+
+// addRetention declares the daemon's retention schedule: off unless set. `viaduct purge --older-than` reads the same
+// variable, so a purge run by hand and the daemon's agree.
+func addRetention(s *optionSet, c *config) {
+	s.window(&c.Retention, "retention", "VIADUCT_RETENTION",
+		"Once a day (the first 10 minutes after start), purge the personal data older than this, as viaduct purge "+
+			"--older-than does: a number of days (90d) or a duration (2160h), at least 14d. Empty: never.")
+	s.check(func() error {
+		if c.Retention == 0 {
+			return nil
+		}
+		return c.retentionConfig().Validate()
+	})
+}
+
+// retentionConfig configures the daemon's daily purge.
+func (c *config) retentionConfig() retention.Config {
+	return retention.Config{Window: c.Retention}
 }
 
 func addRun(s *optionSet, c *config) {
@@ -443,6 +505,7 @@ func (c *config) logFields() []zap.Field {
 		}
 	}
 	return []zap.Field{
+		zap.String("version", buildVersion()),
 		zap.Strings("engines", enabled), zap.String("database", redactDSN(c.DatabaseURL)), zap.String("http_addr", c.HTTPAddr),
 		zap.String("webhook_addr", c.WebhookAddr),
 		zap.Bool("until_idle", c.UntilIdle), zap.Duration("shutdown_grace", c.ShutdownGrace),

@@ -28,6 +28,7 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/daemons"
 	"github.com/viaduct-nys/viaduct/pkg/jobqueue"
+	"github.com/viaduct-nys/viaduct/pkg/retention"
 )
 
 func runDaemon(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -44,6 +45,8 @@ func runDaemon(ctx context.Context, args []string, getenv func(string) string, s
 	addE4(s, &c)
 	addE5(s, &c)
 	addWebhook(s, &c)
+	addStatusRules(s, &c)
+	addRetention(s, &c)
 	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
 	}
@@ -274,7 +277,16 @@ func daemon(ctx context.Context, c *config, logger *zap.Logger, hooks daemonHook
 		if err != nil {
 			return err
 		}
-		srv = &http.Server{Handler: newOpsHandler(pool, reg, ui), ReadHeaderTimeout: 10 * time.Second}
+		srv = &http.Server{Handler: newOpsHandler(pool, reg, ui, c.statusThresholds()), ReadHeaderTimeout: 10 * time.Second}
+	}
+
+	// The retention purge, when --retention is set: once a day, in one daemon at a time (its advisory lock).
+	if c.Retention > 0 {
+		purger, err := retention.New(c.retentionConfig(), retention.Deps{Pool: pool, Logger: logger.Named("retention")})
+		if err != nil {
+			return err
+		}
+		group.addBackground(purger.Run)
 	}
 
 	// The heartbeat: which engines this daemon runs, and what only it knows (Engine 1 unable to read its queue), so

@@ -38,7 +38,7 @@ func runExtract(ctx context.Context, args []string, getenv func(string) string, 
 	files := s.fs.Args()
 	logger := newLogger(&c, stderr)
 	defer logger.Sync() //nolint:errcheck
-	pool, err := openPool(ctx, c.DatabaseURL)
+	pool, err := openCurrentPool(ctx, c.DatabaseURL)
 	if err != nil {
 		return err
 	}

@@ -2,13 +2,17 @@
 // into CommCare through five independent engines that share only a PostgreSQL database.
 //
 //	viaduct migrate             apply River's and Viaduct's migrations (safe to run from several hosts at once)
+//	viaduct migrate status      list the migrations, applied and pending
 //	viaduct run --e1 …          run the enabled engines until SIGINT/SIGTERM (or, with --until-idle, until idle)
 //	viaduct extract FILE|s3://… import ECLRS exports exactly as Engine 1 does and print one JSON object per file
-//	viaduct status [--json]     counts per stage
+//	viaduct status [--json]     each engine's state (ok, amber or red, and why), its daemons and counts per stage
 //	viaduct trace --file F --line N | --accession A | --patient-key K | --case-id C
 //	                            one result's journey through the engines, in time order
+//	viaduct purge --older-than D remove the personal data older than D, keeping what the engines need (--dry-run)
+//	viaduct retry e2 | resend | reimport
+//	                            repairs: failed test results, cases for CommCare, failed files, handed back
 //	viaduct demo                the whole pipeline on local stand-ins for S3 and SQS
-//	viaduct version             the build's version
+//	viaduct version, --version  the build's version
 //
 // Every flag may also be given as an environment variable; `viaduct COMMAND --help` lists both.
 package main
@@ -44,8 +48,12 @@ func init() {
 		"migrate":       {"Apply database migrations.", runMigrate},
 		"run":           {"Run the enabled engines.", runDaemon},
 		"extract":       {"Import ECLRS files as Engine 1 does and print the results as JSON.", runExtract},
-		"status":        {"Print counts per stage.", runStatus},
+		"status":        {"Print each engine's state and counts per stage.", runStatus},
 		"trace":         {"Print what happened to one result, in time order.", runTrace},
+		"purge":         {"Remove personal data older than a retention window.", runPurge},
+		"retry":         {"Make the test results Engine 2 gave up on ready again.", runRetry},
+		"resend":        {"Hand index cases to Engine 4 again.", runResend},
+		"reimport":      {"Have Engine 1 import failed files again.", runReimport},
 		"demo":          {"Run the pipeline on local stand-ins for S3, SQS and CommCare.", runDemo},
 		"fake-commcare": {"Serve a fake CommCare HQ for trying the daemon by hand.", runFakeCommCare},
 		"version":       {"Print the version.", runVersion},
@@ -61,13 +69,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	cmd, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "viaduct: unknown command %q\n\n", args[0])
 		usage(stderr)
 		return 2
 	}
-	err := cmd.run(ctx, args[1:], getenv, stdout, stderr)
+	errLog := &stderrLog{w: stderr}
+	err := cmd.run(ctx, args[1:], getenv, stdout, errLog)
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return 0
@@ -75,8 +87,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "viaduct %s: %v\n", args[0], err)
 		fmt.Fprintf(stderr, "Run 'viaduct %s --help' for the flags.\n", args[0])
 		return 2
-	default:
+	case errors.Is(err, errNotConfirmed):
 		fmt.Fprintf(stderr, "viaduct %s: %v\n", args[0], err)
+		return 2
+	default:
+		errLog.fatal(args[0], err)
 		return 1
 	}
 }
@@ -97,16 +112,24 @@ func usage(w io.Writer) {
 Usage: viaduct COMMAND [flags]
 
 Commands:
-  migrate   Apply database migrations (River's and Viaduct's), safe to run from several hosts at once.
+  migrate   Apply database migrations (River's and Viaduct's), safe to run from several hosts at once;
+            'migrate status' lists them, applied and pending.
   run       Run the enabled engines (--e1 … --e5) until SIGINT/SIGTERM, or with --until-idle until idle.
   extract   Import ECLRS files (paths or s3://bucket/key) as Engine 1 does; one JSON object per file.
-  status    Print counts per stage (--json for machines).
+  status    Print each engine's state (ok, amber or red, and why), the daemons running them, and counts per
+            stage (--json for machines).
   trace     Print what happened to a result (--file F --line N, --accession, --patient-key or --case-id), in
             time order: its file, Engine 2's outcome, each hand-off, post to CommCare and merge back.
+  purge     Remove the personal data older than --older-than (90d, at least 14d), keeping what the engines
+            need; --dry-run prints what would go, per table. 'run --retention' does it daily.
+  retry     'retry e2': make the test results Engine 2 gave up on ready again (--since, --test-result).
+  resend    Hand index cases to Engine 4 again (--case-id, or --domain with --since).
+  reimport  Have Engine 1 import failed files again from S3 (FILE_ID …).
+            The repairs print what they will do, need --yes beyond 10 items and record who asked (--by, --reason).
   demo      Run all five engines on local stand-ins for S3, SQS and CommCare with a generated export.
   fake-commcare
             Serve a fake CommCare HQ (county list, case API, form receiver) for trying the daemon by hand.
-  version   Print the version.
+  version   Print the version (also --version).
 
 Run 'viaduct COMMAND --help' for a command's flags and their environment variables.
 `)

@@ -94,6 +94,12 @@ func (s *optionSet) parse(args []string, out io.Writer) error {
 			return errHelp
 		}
 	}
+	if unknown, known := s.unknownFlags(args); len(unknown) > 0 {
+		// The flag package stops at the first flag it does not know; the rest are parsed without them, so that
+		// every unknown flag and every bad value is reported in one go.
+		s.errs = append(s.errs, fmt.Errorf("unknown flag%s %s", plural(len(unknown)), strings.Join(unknown, ", ")))
+		args = known
+	}
 	if err := s.fs.Parse(args); err != nil {
 		s.errs = append(s.errs, err)
 	}
@@ -101,6 +107,80 @@ func (s *optionSet) parse(args []string, out io.Writer) error {
 		s.errs = append(s.errs, check())
 	}
 	return errors.Join(s.errs...)
+}
+
+// unknownFlags returns the flags in args this set does not define, as typed but without a value (which may be a
+// secret), and args without them. It reads args as the flag package does: flags until the first argument that is
+// not one, or "--".
+func (s *optionSet) unknownFlags(args []string) (unknown, known []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			return unknown, append(known, args[i:]...)
+		}
+		typed, defined, span := s.flagArg(args, i)
+		if defined {
+			known = append(known, args[i:i+span]...)
+		} else {
+			unknown = append(unknown, typed)
+		}
+		i += span - 1
+	}
+	return unknown, known
+}
+
+// interspersed splits args into flags (with their values) and the positional arguments among them, for a command
+// whose arguments may come before, between or after its flags (`viaduct reimport 3 --yes 4`), which the flag
+// package alone would stop reading at the first argument. Everything after "--" is positional. Unknown flags stay
+// with the flags, for parse to report.
+func (s *optionSet) interspersed(args []string) (flags, positional []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return flags, append(positional, args[i+1:]...)
+		}
+		if len(a) < 2 || a[0] != '-' {
+			positional = append(positional, a)
+			continue
+		}
+		_, _, span := s.flagArg(args, i)
+		flags = append(flags, args[i:i+span]...)
+		i += span - 1
+	}
+	return flags, positional
+}
+
+// flagArg reads args[i], a flag: its dashes and name as typed (without "=value"), whether this set defines it, and
+// how many arguments it spans: 2 when its value is the next one. A flag this set does not define is taken to have
+// a value when the next argument is not a flag: the likelier mistake (a misspelt --database-url URL), and the
+// reading that keeps that value from being taken for a positional argument.
+func (s *optionSet) flagArg(args []string, i int) (typed string, defined bool, span int) {
+	a := args[i]
+	bare := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+	name, _, hasValue := strings.Cut(bare, "=")
+	typed = a[:len(a)-len(bare)] + name
+	f := s.fs.Lookup(name)
+	if hasValue || i+1 == len(args) {
+		return typed, f != nil, 1
+	}
+	if f == nil {
+		if strings.HasPrefix(args[i+1], "-") {
+			return typed, false, 1
+		}
+		return typed, false, 2
+	}
+	if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+		return typed, true, 1
+	}
+	return typed, true, 2
+}
+
+// plural is "s" unless n is 1.
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 func (s *optionSet) help(out io.Writer) {

@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/viaduct-nys/viaduct/migrations"
 	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
@@ -56,14 +55,11 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 	if err := s.parse(args, stdout); err != nil {
 		return usageError(err)
 	}
-	pool, err := openPool(ctx, c.DatabaseURL)
+	pool, err := openCurrentPool(ctx, c.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := requireCurrentSchema(ctx, pool); err != nil {
-		return err
-	}
 	r, err := readTrace(ctx, pool, sel, showPII)
 	if err != nil {
 		return err
@@ -79,18 +75,6 @@ func runTrace(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if len(r.Matches) == 0 {
 		return fmt.Errorf("nothing matches %s", sel)
-	}
-	return nil
-}
-
-// requireCurrentSchema refuses to read a database whose schema is not current: the queries below name its tables.
-func requireCurrentSchema(ctx context.Context, pool *pgxpool.Pool) error {
-	pending, err := migrations.Pending(ctx, pool)
-	if err != nil {
-		return fmt.Errorf("checking the database schema: %w (has `viaduct migrate` been run?)", err)
-	}
-	if len(pending) > 0 {
-		return fmt.Errorf("the database schema is not current (%s): run `viaduct migrate` first", strings.Join(pending, "; "))
 	}
 	return nil
 }
@@ -527,6 +511,8 @@ func (t *tracer) testResultJourney(ctx context.Context, id int64) (*traceJourney
 			j.Outcome = "ignored"
 		case eclrs.EventProcessingFailed:
 			j.Outcome = "failed"
+		case eclrs.EventRetryRequested:
+			j.Outcome = "waiting"
 		}
 		if ic := dataInt(e.data, "index_case_id"); ic != 0 && !slices.Contains(touched, ic) {
 			touched = append(touched, ic)
@@ -539,6 +525,11 @@ func (t *tracer) testResultJourney(ctx context.Context, id int64) (*traceJourney
 	err = t.tx.QueryRow(ctx, `SELECT attempts, last_error, next_attempt_at, updated_at FROM test_result_attempts
 		 WHERE test_result_id = $1`, id).Scan(&attempts, &lastError, &next, &updated)
 	switch {
+	case err == nil && attempts == 0:
+		// `viaduct retry e2` queued it, with no attempt spent.
+		j.Outcome = "retrying"
+		j.Steps = append(j.Steps, traceStep{Time: updated, Stage: "E2", Type: "retry_waiting",
+			Summary: "waits for Engine 2, due at " + formatTraceTime(next), Reason: lastError})
 	case err == nil:
 		j.Outcome = "retrying"
 		j.Steps = append(j.Steps, traceStep{Time: updated, Stage: "E2", Type: "attempt_failed",
@@ -686,6 +677,9 @@ func (t *tracer) resultStep(ctx context.Context, e tracedEvent) (traceStep, erro
 		case s.Attempt > 1:
 			s.Summary = fmt.Sprintf("failed after %d attempts: %s", s.Attempt, cmp.Or(s.Reason, "no reason recorded"))
 		}
+	case eclrs.EventRetryRequested:
+		s.Stage = "ops"
+		s.Summary = "retry asked for by " + repairAsker(e.data)
 	default:
 		s.Summary = e.typ
 	}
@@ -724,6 +718,9 @@ func (t *tracer) caseStep(c *tracedCase, e tracedEvent, other int64) (traceStep,
 	case casedb.EventSendToCommCareEnqueued:
 		s.Stage = "E3"
 		s.Summary = fmt.Sprintf("handed %s to Engine 4", ic)
+		if by := dataString(e.data, "by"); by != "" {
+			s.Stage, s.Summary = "ops", s.Summary+" (viaduct resend, by "+by+")"
+		}
 	case casedb.EventSendToCommCareSucceeded:
 		s.Stage = "E4"
 		switch {
@@ -772,6 +769,9 @@ func (t *tracer) caseStep(c *tracedCase, e tracedEvent, other int64) (traceStep,
 		if closed, ok := e.data["closed"].(bool); ok && closed {
 			s.Summary += "; the case is closed"
 		}
+	case casedb.EventResendRequested:
+		s.Stage = "ops"
+		s.Summary = fmt.Sprintf("resend of %s asked for by %s", ic, repairAsker(e.data))
 	case casedb.EventRetrievedFromCommCare:
 		s.Stage = "E5"
 		s.Summary = fmt.Sprintf("created %s from CommCare's case %s in %s, with %d lab results", ic, c.caseID,

@@ -28,7 +28,7 @@ func (b *batch) failAttempt(p *plan) {
 		b.failed++
 		b.events = append(b.events, event{typ: eclrs.EventProcessingFailed, testResult: id, finished: true,
 			data: eventData{reason: p.reason, attempts: n}})
-		if p.attempts > 0 {
+		if p.queued {
 			b.clearAttempts = append(b.clearAttempts, id)
 		}
 		b.engine.logger.Warn("test result failed; giving up", zap.Int64("test_result_id", id),
@@ -69,7 +69,7 @@ func (e *Engine) recordFailure(ctx context.Context, id int64, cause error) error
 		return err
 	}
 	b := e.newBatch(results)
-	p := plan{tr: &results[0].TestResult, attempts: results[0].attempts}
+	p := plan{tr: &results[0].TestResult, attempts: results[0].attempts, queued: results[0].queued}
 	p.fail(false, cause.Error())
 	b.apply(&p)
 	if err := b.write(ctx, tx); err != nil {

@@ -85,7 +85,7 @@ type batch struct {
 	changeLogs    []changeLog
 	events        []event
 	retries       []retry
-	clearAttempts []int64 // finished test results that had failed attempts before
+	clearAttempts []int64 // finished test results that had a test_result_attempts row
 
 	ignored, failed int
 	stepTimes       []zap.Field // how long each write step took, for the debug log

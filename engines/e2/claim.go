@@ -16,6 +16,9 @@ import (
 type claimed struct {
 	eclrs.TestResult
 	attempts int
+	// queued is true when the result has a test_result_attempts row: failed attempts, or an operator's retry
+	// (`viaduct retry e2`, which records none). Finishing the result deletes the row.
+	queued bool
 }
 
 // unfinished is the data-at-rest contract with Engine 1, as SQL: test result tr has no finished event (processed or
@@ -59,7 +62,7 @@ func claimIDs(ctx context.Context, tx pgx.Tx, ids []int64) ([]claimed, error) {
 
 func claim(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]claimed, error) {
 	rows, err := tx.Query(ctx, `SELECT `+eclrs.TestResultSelectList+`,
-		       coalesce((SELECT a.attempts FROM test_result_attempts a WHERE a.test_result_id = tr.id), 0)
+		       (SELECT a.attempts FROM test_result_attempts a WHERE a.test_result_id = tr.id)
 		  FROM test_results tr
 		 WHERE `+where+`
 		   FOR UPDATE OF tr SKIP LOCKED`, args...)
@@ -70,11 +73,15 @@ func claim(ctx context.Context, tx pgx.Tx, where string, args ...any) ([]claimed
 	var out []claimed
 	for rows.Next() {
 		var c claimed
-		tr, err := eclrs.ScanTestResult(scanWithAttempts{rows, &c.attempts})
+		var attempts *int
+		tr, err := eclrs.ScanTestResult(scanWithAttempts{rows, &attempts})
 		if err != nil {
 			return nil, fmt.Errorf("reading a claimed test result: %w", err)
 		}
 		c.TestResult = tr
+		if attempts != nil {
+			c.attempts, c.queued = *attempts, true
+		}
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
@@ -109,10 +116,11 @@ func dropFinished(ctx context.Context, tx pgx.Tx, taken []claimed) ([]claimed, e
 	return slices.DeleteFunc(taken, func(c claimed) bool { return slices.Contains(finished, c.ID) }), nil
 }
 
-// scanWithAttempts lets eclrs.ScanTestResult read a row that has one extra column, the attempts so far.
+// scanWithAttempts lets eclrs.ScanTestResult read a row that has one extra column, the attempts so far (NULL
+// when the result has no test_result_attempts row).
 type scanWithAttempts struct {
 	pgx.Rows
-	attempts *int
+	attempts **int
 }
 
 func (s scanWithAttempts) Scan(dest ...any) error { return s.Rows.Scan(append(dest, s.attempts)...) }

@@ -4,8 +4,9 @@
 // # Reads
 //
 // test_results that are ready: no finished event (processed or processing_failed) and not waiting for a retry —
-// the data-at-rest contract with Engine 1. The CommCare county list (through Deps.Counties). people, index_cases
-// and lab_results that the results can match.
+// the data-at-rest contract with Engine 1. A test_result_attempts row is a retry: after failed attempts, or one an
+// operator asked for (`viaduct retry e2`: no attempt spent, the processing_failed event no longer finished). The
+// CommCare county list (through Deps.Counties). people, index_cases and lab_results that the results can match.
 //
 // # Does
 //

@@ -23,6 +23,7 @@ const (
 type plan struct {
 	tr       *eclrs.TestResult
 	attempts int
+	queued   bool // has a test_result_attempts row, which finishing it deletes (claimed.queued)
 	outcome  outcome
 	reason   string
 	final    bool // a failure no retry can fix
@@ -36,7 +37,7 @@ func (b *batch) plan() []plan {
 	ignoreBefore := b.engine.config.IgnoreBefore
 	for i := range b.results {
 		r := &b.results[i]
-		p := plan{tr: &r.TestResult, attempts: r.attempts}
+		p := plan{tr: &r.TestResult, attempts: r.attempts, queued: r.queued}
 		plans[i] = p
 		pp := &plans[i]
 		tr := pp.tr
@@ -112,7 +113,7 @@ func (b *batch) apply(p *plan) {
 // finish records the processed event that takes the test result off Engine 2's list.
 func (b *batch) finish(p *plan) {
 	b.events = append(b.events, event{typ: eclrs.EventProcessed, testResult: p.tr.ID, finished: true})
-	if p.attempts > 0 {
+	if p.queued {
 		b.clearAttempts = append(b.clearAttempts, p.tr.ID)
 	}
 }

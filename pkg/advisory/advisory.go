@@ -24,6 +24,9 @@ const (
 	E3Pass = "viaduct:e3:pass"
 	// E5Round is held (session-level) by the daemon leading Engine 5's rounds: one poll of CommCare at a time.
 	E5Round = "viaduct:e5:round"
+	// Purge is held (session-level) for the whole of a retention purge (pkg/retention): one purge at a time, whether
+	// `viaduct purge` or a daemon's schedule runs it.
+	Purge = "viaduct:purge"
 	// TestTemplate is held by tests while they build the template database.
 	TestTemplate = "viaduct:pgtest:template"
 )

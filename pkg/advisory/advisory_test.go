@@ -30,7 +30,7 @@ func TestKeysAreStable(t *testing.T) {
 			require.Equal(t, tt.want, tt.key)
 		})
 	}
-	names := []string{advisory.Migrate, advisory.E1Import, advisory.E3Pass, advisory.E5Round, advisory.TestTemplate}
+	names := []string{advisory.Migrate, advisory.E1Import, advisory.E3Pass, advisory.E5Round, advisory.Purge, advisory.TestTemplate}
 	keys := map[int64]string{}
 	for _, n := range names {
 		require.NotContains(t, keys, advisory.Key(n), "%s collides with %s", n, keys[advisory.Key(n)])

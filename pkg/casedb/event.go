@@ -20,7 +20,8 @@ const (
 	EventLabResultUpdated = "lab_result_updated"
 	// EventLabResultUntouched: written by Engine 2; ignored by Engine 3.
 	EventLabResultUntouched = "lab_result_untouched"
-	// EventSendToCommCareEnqueued: written by Engine 3 in the transaction that inserts the Engine 4 job.
+	// EventSendToCommCareEnqueued: written by Engine 3 in the transaction that inserts the Engine 4 job, and by
+	// `viaduct resend`, which records who asked in its data (by).
 	EventSendToCommCareEnqueued = "send_to_commcare_enqueued"
 	// EventSendToCommCareSucceeded, EventSendToCommCareFailed: written by Engine 4 after each post.
 	EventSendToCommCareSucceeded = "send_to_commcare_succeeded"
@@ -36,6 +37,12 @@ const (
 // EventSendToCommCareRerouted: written by Engine 4 on a case CommCare transferred to another county, when the
 // update went to the destination case instead.
 const EventSendToCommCareRerouted = "send_to_commcare_rerouted"
+
+// EventResendRequested: written by `viaduct resend` on an index case it handed to Engine 4 again, with who asked
+// (by), why (reason) and what became of the case's job (job_id, job: queued, waiting, due_now or running). It is
+// neither a change nor a hand-off event: the hand-off is the send_to_commcare_enqueued recorded with it, except
+// when the case's job was running (that job posts the case, and the case keeps whatever Engine 3 makes of it).
+const EventResendRequested = "resend_requested"
 
 // RecordEvent inserts an event of type typ with data (JSON-encoded; nil for none) and stash (the exact payload
 // posted, "" for none) and links it to the index case, returning the event's id. Callers record it in the

@@ -11,6 +11,19 @@ const (
 	// EventTestResultIgnored is written by Engine 2 for results it deliberately skips (too old, non-participating
 	// county), with the reason.
 	EventTestResultIgnored = "test_result_ignored"
+	// EventRetryRequested is written by `viaduct retry e2` on a test result that had failed, with who asked (by),
+	// why (reason) and the processing_failed event it undoes (failed_event_id). In the same transaction that
+	// event's join row stops being finished and the result is put in test_result_attempts, due at once and with
+	// no attempt spent, where Engine 2 claims it whatever its claim floor. No engine reads it.
+	EventRetryRequested = "retry_requested"
+)
+
+// Event types recorded against files (table file_events).
+const (
+	// EventReimportRequested is written by `viaduct reimport` on a failed file it set importing again, with who asked
+	// (by), why (reason) and the failure it had (failure_reason, attempts). No engine reads it: Engine 1 resumes
+	// the file as it resumes any stale import.
+	EventReimportRequested = "reimport_requested"
 )
 
 // NotifyChannel is the PostgreSQL NOTIFY channel Engine 1 signals on when a file's test results are committed.

@@ -52,20 +52,20 @@ func (obj Object) nullables() (eventTime *time.Time, size *int64) {
 	return eventTime, size
 }
 
-// File is a row of files.
+// File is a row of files. Its JSON (in `viaduct status --json` and /status?format=json) uses the columns' names.
 type File struct {
-	ID            int64
-	Filename      string
-	Status        string
-	FailureReason string
-	EventTime     *time.Time
-	ECLRSVersion  *int
-	Attempts      int
-	LineCount     *int64
-	Statistics    *Statistics
-	StartedAt     *time.Time
-	CompletedAt   *time.Time
-	InsertedAt    time.Time
+	ID            int64       `json:"id"`
+	Filename      string      `json:"filename"`
+	Status        string      `json:"status"`
+	FailureReason string      `json:"failure_reason,omitempty"`
+	EventTime     *time.Time  `json:"event_time"`
+	ECLRSVersion  *int        `json:"eclrs_version"`
+	Attempts      int         `json:"attempts"`
+	LineCount     *int64      `json:"line_count"`
+	Statistics    *Statistics `json:"statistics"`
+	StartedAt     *time.Time  `json:"processing_started_at"`
+	CompletedAt   *time.Time  `json:"processing_completed_at"`
+	InsertedAt    time.Time   `json:"inserted_at"`
 }
 
 const fileColumns = `id, filename, status, coalesce(failure_reason, ''), event_time, eclrs_version, attempts, line_count,
@@ -141,6 +141,31 @@ func ClaimStaleFile(ctx context.Context, db DBTX, staleAfter time.Duration) (*Fi
 		obj.EventTime = *f.EventTime
 	}
 	return &f, obj, nil
+}
+
+// RequeueFailedFile sets failed file id importing again, with its attempts and failure reason cleared and stale
+// since forever, so that the next resume pass of any daemon running Engine 1 (ClaimStaleFile, every minute at most)
+// reads it again from S3 without waiting out the resume-after delay, and has every attempt again. It returns false,
+// changing nothing, when the file is not failed or is a local file, which no daemon can read. Run it in the
+// transaction that records who asked (EventReimportRequested).
+func RequeueFailedFile(ctx context.Context, db DBTX, id int64) (bool, error) {
+	tag, err := db.Exec(ctx, `UPDATE files SET status = $2, attempts = 0, failure_reason = NULL,
+		       processing_started_at = NULL, processing_completed_at = NULL, updated_at = '-infinity'
+		 WHERE id = $1 AND status = $3 AND bucket <> ''`, id, FileImporting, FileFailed)
+	if err != nil {
+		return false, fmt.Errorf("setting file %d importing again: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// RecordFileEvent inserts an event of type typ with data (JSON) on file id.
+func RecordFileEvent(ctx context.Context, db DBTX, id int64, typ string, data []byte) error {
+	_, err := db.Exec(ctx, `WITH ev AS (INSERT INTO events (type, data) VALUES ($1, $2) RETURNING id)
+		INSERT INTO file_events (event_id, file_id) SELECT id, $3 FROM ev`, typ, data, id)
+	if err != nil {
+		return fmt.Errorf("recording a %s event on file %d: %w", typ, id, err)
+	}
+	return nil
 }
 
 // Unsettled counts the announced S3 files still importing: work Engine 1 has not finished, whatever its queue says.
