@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 # Packages whose tests talk to AWS; CI runs them again against fauxqs and against moto.
-AWS_PACKAGES := ./pkg/awstest/... ./engines/e1/... ./cmd/viaduct/...
+AWS_PACKAGES := ./pkg/awstest/... ./engines/e1/... ./internal/cli/... ./cmd/viaduct-dev/...
 
 .PHONY: help
 help: ## List the targets.
@@ -18,14 +18,14 @@ deps: ## Download the pinned Go modules.
 
 .PHONY: demo
 demo: db deps ## The whole story: all five engines on local stand-ins (S3, SQS, the standalone fake CommCare); an export flows to CommCare, a tracer's edit flows back.
-	@mkdir -p bin && $(GO) build -o bin/viaduct ./cmd/viaduct
+	@mkdir -p bin && $(GO) build -o bin/viaduct-dev ./cmd/viaduct-dev
 	@export VIADUCT_WEBHOOK_PASSWORD="$${VIADUCT_WEBHOOK_PASSWORD:-$$(head -c 24 /dev/urandom | base64 | tr -d '/+=')}"; \
-	  bin/viaduct fake-commcare --addr 127.0.0.1:0 \
+	  bin/viaduct-dev fake-commcare --addr 127.0.0.1:0 \
 	    --forward-to "http://$${VIADUCT_WEBHOOK_ADDR:-127.0.0.1:8081}/api/commcare_cases" > bin/fake-commcare.out & fake=$$!; \
 	  trap 'kill $$fake 2>/dev/null; wait $$fake 2>/dev/null' EXIT; \
 	  for i in $$(seq 100); do url=$$(sed -n 's/^fake CommCare at //p' bin/fake-commcare.out); [ -n "$$url" ] && break; sleep 0.1; done; \
 	  [ -n "$$url" ] || { echo "the fake CommCare did not start:"; cat bin/fake-commcare.out; exit 1; }; \
-	  bin/viaduct demo --commcare-url "$$url"
+	  bin/viaduct-dev demo --commcare-url "$$url"
 
 .PHONY: browser
 browser: ## Make sure headless Chromium is installed, for the /status page's browser test (Debian's chromium package).
@@ -80,19 +80,24 @@ bench-e4: db ## Benchmark Engine 4 posting 20,000 cases to the fake CommCare at 
 
 .PHONY: bench-e2
 bench-e2: db ## Benchmark Engine 2 on the 200,000 new test results of a generated export and print the figures.
-	$(GO) test -tags bench -run TestBenchE2 -v -count=1 -timeout 60m ./cmd/viaduct
+	$(GO) test -tags bench -run TestBenchE2 -v -count=1 -timeout 60m ./internal/cli
 
 .PHONY: bench-e1
 bench-e1: db ## Benchmark Engine 1 on generated 500k- and 2M-row exports and print the figures.
-	$(GO) test -tags bench -run TestBenchE1 -v -count=1 -timeout 60m ./cmd/viaduct
+	$(GO) test -tags bench -run TestBenchE1 -v -count=1 -timeout 60m ./internal/cli
+
+.PHONY: bench-latency
+bench-latency: db ## Time new results from the S3 notification to CommCare through one `viaduct run --e1 --e2 --e3 --e4` on local S3/SQS and the fake CommCare; print p50/p90 per stage.
+	$(GO) test -tags bench -run TestBenchLatency -v -count=1 -timeout 30m ./internal/cli
 
 .PHONY: bench-history
 bench-history: db ## Benchmark every engine pass and the status page on generated histories of 0.5M and 2M test results (QUICK=1: 0.5M only); print the figures per size.
-	$(if $(QUICK),BENCH_HISTORY_SIZES=500000) $(GO) test -tags bench -run TestBenchHistory -v -count=1 -timeout 180m ./cmd/viaduct
+	$(if $(QUICK),BENCH_HISTORY_SIZES=500000) $(GO) test -tags bench -run TestBenchHistory -v -count=1 -timeout 180m ./internal/cli
 
 .PHONY: build
-build: ## Build bin/viaduct.
+build: ## Build bin/viaduct (production) and bin/viaduct-dev (with demo, fake-commcare and generate).
 	$(GO) build -o bin/viaduct ./cmd/viaduct
+	$(GO) build -o bin/viaduct-dev ./cmd/viaduct-dev
 
 # The version `make release` stamps in: `viaduct version`, `viaduct --version`, the daemon's start-up line and its
 # build-info metric show it. Override with `make release VERSION=v1.2.3`.
@@ -100,7 +105,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unkn
 
 .PHONY: release
 release: ## Build bin/viaduct to deploy: static (CGO_ENABLED=0), -trimpath, VERSION (default: git describe) stamped in; print its sha256.
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/viaduct ./cmd/viaduct
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X github.com/viaduct-nys/viaduct/internal/cli.version=$(VERSION)" -o bin/viaduct ./cmd/viaduct
 	@bin/viaduct version
 	@cd bin && sha256sum viaduct | tee viaduct.sha256
 
