@@ -45,5 +45,6 @@
 //
 // people, index_cases, lab_results, change_logs, events with test_result_events and index_case_events (the
 // original's event types, listed in pkg/eclrs and pkg/commcare), test_result_attempts for failed attempts, and the
-// claim floor.
+// claim floor. A batch that records index case changes sends one NOTIFY on casedb.ChangedChannel, delivered at its
+// commit, which wakes Engine 3.
 package e2

@@ -113,7 +113,7 @@ type Engine struct {
 	config Config
 	deps   Deps
 	logger *zap.Logger
-	wake   *waker
+	wake   *poll.Waker
 
 	mu sync.Mutex
 	// floor: every test result with an id at or below it is finished or waits for a retry (see nextFloor).
@@ -174,7 +174,7 @@ func New(config Config, deps Deps) (*Engine, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Engine{config: config, deps: deps, logger: deps.Logger, wake: newWaker()}, nil
+	return &Engine{config: config, deps: deps, logger: deps.Logger, wake: poll.NewWaker()}, nil
 }
 
 // Stats returns the engine's totals so far.
@@ -240,7 +240,7 @@ func (e *Engine) work(ctx context.Context, worker int) {
 		},
 		IdleInterval: e.config.PollInterval,
 		UntilIdle:    e.config.UntilIdle,
-		WakeFunc:     e.wake.channel, // taken before looking, so a NOTIFY during the batch is not lost
+		WakeFunc:     e.wake.Channel, // taken before looking, so a NOTIFY during the batch is not lost
 	}, func(ctx context.Context) (poll.Result, error) {
 		n, err := e.runBatch(ctx, worker)
 		if err != nil || ctx.Err() != nil {
@@ -263,26 +263,4 @@ func (e *Engine) work(ctx context.Context, worker int) {
 	})
 	loop.TestSignals = e.TestSignals.Poll
 	loop.Run(ctx)
-}
-
-// waker broadcasts "new test results" to every waiting worker: wake closes the channel the workers hold and
-// replaces it.
-type waker struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newWaker() *waker { return &waker{ch: make(chan struct{})} }
-
-func (w *waker) channel() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.ch
-}
-
-func (w *waker) wake() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	close(w.ch)
-	w.ch = make(chan struct{})
 }

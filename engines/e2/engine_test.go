@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/commcare/commcaretest"
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
@@ -113,6 +114,29 @@ func TestNotifyWakesAnIdleEngine(t *testing.T) {
 	require.Contains(t, f.trEvents(t, id), "processed")
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// TestChangesNotifyEngine3: a batch that records index case changes sends a NOTIFY on casedb.ChangedChannel, which
+// PostgreSQL delivers once it commits.
+func TestChangesNotifyEngine3(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	conn, err := f.db.Pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, "LISTEN "+casedb.ChangedChannel)
+	require.NoError(t, err)
+	defer conn.Exec(context.Background(), "UNLISTEN *") //nolint:errcheck
+
+	id := f.insert(t, newTestResult())
+	f.drain(t, nil)
+	require.Contains(t, f.trEvents(t, id), "processed")
+	waitCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	n, err := conn.Conn().WaitForNotification(waitCtx)
+	require.NoError(t, err, "Engine 2 sent no notification")
+	require.Equal(t, casedb.ChangedChannel, n.Channel)
 }
 
 func TestPollingAloneFindsNewResults(t *testing.T) {

@@ -5,7 +5,9 @@
 // index_cases and their events (index_case_events, events): a case needs sending when its newest data-changing
 // event (index_case_created/updated, lab_result_created/updated) is newer, by event id, than its newest hand-off
 // event (send_to_commcare_enqueued/succeeded/failed), the reference's rule (changed). River's job table, for
-// a case's job. Its own state: the horizon (e3_cursor) and the deferred cases (e3_deferred).
+// a case's job. Its own state: the horizon (e3_cursor) and the deferred cases (e3_deferred). Engine 2's NOTIFY on
+// casedb.ChangedChannel, which only starts the next pass at once: passes poll anyway, and read the same whether a
+// notification came or not.
 //
 // # Does
 //

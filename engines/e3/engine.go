@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/viaduct-nys/viaduct/pkg/advisory"
+	"github.com/viaduct-nys/viaduct/pkg/casedb"
 	"github.com/viaduct-nys/viaduct/pkg/poll"
 )
 
@@ -23,13 +24,18 @@ type Config struct {
 	BatchSize int
 	// BusyPollInterval is the pause after a pass that enqueued cases; IdlePollInterval the pause after a pass that
 	// found nothing. Default to 100 and 500 milliseconds: a pass costs what changed since the last one, so polling
-	// often is cheap, and a change reaches Engine 4 within about IdlePollInterval. (The original's 1 and 5 seconds
-	// were set by a pass that read every index case.) After a failed pass Run waits about IdlePollInterval, then
-	// about twice as long after each further failure in a row, up to a minute, with jitter (see poll.Config).
+	// often is cheap. Engine 2's NOTIFY (casedb.ChangedChannel) ends the idle pause, so a change reaches Engine 4 as
+	// soon as it commits; IdlePollInterval bounds the wait when a notification is lost (the listening connection
+	// down, a writer that sends none). The busy pause is kept whatever comes: River's client sends no insert
+	// notification for a queue within its FetchCooldown (25 ms as Engine 4 sets it, 100 ms by River's default) of
+	// the last one, so jobs inserted sooner would wait for the fetch poll (a second). BusyPollInterval must therefore
+	// stay at least that FetchCooldown. (The original's 1 and 5 seconds were set by a pass that read every index
+	// case.) After a failed pass Run waits about IdlePollInterval, then about twice as long after each further
+	// failure in a row, up to a minute, with jitter (see poll.Config).
 	BusyPollInterval time.Duration
 	IdlePollInterval time.Duration
 	// UntilIdle makes Run return nil once a pass enqueues nothing. Cases it had to leave (their job is running) are
-	// logged.
+	// logged. An until-idle run does not listen for Engine 2's NOTIFY.
 	UntilIdle bool
 }
 
@@ -77,12 +83,27 @@ type Deps struct {
 
 // Engine is Engine 3, the CommCare enqueuer.
 type Engine struct {
-	// TestSignals are signalled after each pass of Run; the zero value signals nothing. Tests call TestSignals.Init.
-	TestSignals poll.TestSignals
+	// TestSignals are signalled as Run runs; the zero value signals nothing. Tests call TestSignals.Init.
+	TestSignals TestSignals
 
 	config Config
 	deps   Deps
 	logger *zap.Logger
+	wake   *poll.Waker
+}
+
+// TestSignals are what Engine 3 signals for tests to wait on.
+type TestSignals struct {
+	// Listening is signalled each time LISTEN has taken effect, after the loop was woken to look once more.
+	Listening poll.Signal[struct{}]
+	// Poll is the pass loop: PassDone is signalled after each pass.
+	Poll poll.TestSignals
+}
+
+// Init readies every signal for tb. Only tests call it.
+func (ts *TestSignals) Init(tb poll.TB) {
+	ts.Listening.Init(tb)
+	ts.Poll.Init(tb)
 }
 
 // New validates config and returns an Engine ready to Run.
@@ -101,7 +122,7 @@ func New(config Config, deps Deps) (*Engine, error) {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
-	return &Engine{config: config, deps: deps, logger: deps.Logger}, nil
+	return &Engine{config: config, deps: deps, logger: deps.Logger, wake: poll.NewWaker()}, nil
 }
 
 // passLock keeps passes apart across daemons: a pass reads and advances the one horizon, so two at once would only
@@ -118,7 +139,21 @@ type passResult struct {
 
 // Run enqueues changed index cases until ctx is done (or, with UntilIdle, until a pass enqueues nothing). Each pass
 // reads the cases changed since the horizon, hands them off a batch at a time and then advances the horizon.
-func (e *Engine) Run(ctx context.Context) error {
+// Between passes it waits for the poll interval or Engine 2's NOTIFY, whichever comes first.
+func (e *Engine) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	if !e.config.UntilIdle {
+		listenDone := make(chan struct{})
+		go func() {
+			defer close(listenDone)
+			e.listen(ctx)
+		}()
+		defer func() {
+			cancel()
+			<-listenDone
+		}()
+	}
 	loop := poll.New(poll.Config{
 		BackoffInitial: e.config.IdlePollInterval,
 		BackoffMax:     time.Minute,
@@ -128,6 +163,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		},
 		IdleInterval: e.config.IdlePollInterval,
 		UntilIdle:    e.config.UntilIdle,
+		WakeFunc:     e.wake.Channel, // taken before the pass looks, so a NOTIFY during the pass is not lost
 	}, func(ctx context.Context) (poll.Result, error) {
 		start := time.Now()
 		res, err := e.pass(ctx)
@@ -150,9 +186,23 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		return poll.Idle, nil
 	})
-	loop.TestSignals = e.TestSignals
+	loop.TestSignals = e.TestSignals.Poll
 	loop.Run(ctx)
 	return nil
+}
+
+// listen wakes the pass loop whenever Engine 2 commits index case changes (NOTIFY on casedb.ChangedChannel). It is
+// only a shortcut: when the connection drops it reconnects with a growing pause, and polling carries on meanwhile.
+func (e *Engine) listen(ctx context.Context) {
+	poll.Listen(ctx, e.deps.Pool, e.wake, poll.ListenConfig{
+		Channel: casedb.ChangedChannel,
+		ErrorFunc: func(err error, retryIn time.Duration) {
+			e.logger.Warn("listening for changed index cases failed; polling only until it reconnects",
+				zap.Error(err), zap.Duration("retry_in", retryIn))
+		},
+		NotifiedFunc:  func() { e.logger.Debug("changed index cases announced") },
+		ListeningFunc: func() { e.TestSignals.Listening.Signal(struct{}{}) },
+	})
 }
 
 // pass runs one pass under the pass lock.

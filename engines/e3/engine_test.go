@@ -355,6 +355,34 @@ func TestUntilIdleLeavesAStuckJob(t *testing.T) {
 	require.Equal(t, 1, f.enqueuedEvents(t, id), "not handed off while its job runs")
 }
 
+// TestNotifyWakesAnIdleEngine: Engine 2's NOTIFY on casedb.ChangedChannel starts a pass at once; the idle interval
+// is an hour.
+func TestNotifyWakesAnIdleEngine(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	e := f.engine(t, func(c *Config) { c.UntilIdle, c.IdlePollInterval = false, time.Hour })
+	e.TestSignals.Init(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+
+	// Once the engine listens, it has made its first look and sleeps for the hour.
+	e.TestSignals.Listening.WaitOrTimeout()
+	id := f.addCase(t, casedb.EventIndexCaseCreated)
+	_, err := f.db.Pool.Exec(context.Background(), `SELECT pg_notify($1, '')`, casedb.ChangedChannel)
+	require.NoError(t, err)
+	for {
+		o := e.TestSignals.Poll.PassDone.WaitOrTimeout()
+		require.NoError(t, o.Err)
+		if o.Result == poll.Busy {
+			break
+		}
+	}
+	cancel()
+	require.NoError(t, <-done)
+	require.Equal(t, []string{f.caseID(t, id)}, f.jobs(t))
+}
+
 // TestRunPollsUntilStopped: without UntilIdle, Run hands off what it finds, looks again after a busy pass, waits
 // after an idle one, and returns nil once stopped.
 func TestRunPollsUntilStopped(t *testing.T) {
@@ -366,8 +394,8 @@ func TestRunPollsUntilStopped(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	require.Equal(t, poll.Outcome{Result: poll.Busy}, e.TestSignals.PassDone.WaitOrTimeout())
-	require.Equal(t, poll.Outcome{Result: poll.Idle}, e.TestSignals.PassDone.WaitOrTimeout(),
+	require.Equal(t, poll.Outcome{Result: poll.Busy}, e.TestSignals.Poll.PassDone.WaitOrTimeout())
+	require.Equal(t, poll.Outcome{Result: poll.Idle}, e.TestSignals.Poll.PassDone.WaitOrTimeout(),
 		"a busy pass is followed by another")
 	cancel()
 	require.NoError(t, <-done)

@@ -78,6 +78,11 @@ var (
 		EventSendToCommCareSucceeded}
 )
 
+// ChangedChannel is the PostgreSQL NOTIFY channel Engine 2 signals on when it commits index case changes, once per
+// transaction; Engine 3 LISTENs on it to start a pass at once instead of at its next poll. The payload is empty.
+// Only a shortcut: Engine 3 polls anyway, so a lost notification costs a poll interval, never a change.
+const ChangedChannel = "viaduct_index_cases_changed"
+
 // CaseEventsSQL is a SQL row source (event_id, type) of the events of the index case whose id is the SQL expression
 // caseID, for the rules that compare a case's change and hand-off events (Engine 3's selection, Engine 4's newest
 // change). Each event's type is read by a lateral subquery that OFFSET 0 keeps PostgreSQL from flattening into a

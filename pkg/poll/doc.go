@@ -1,11 +1,13 @@
-// Package poll is the loop every polling component runs: Engine 2's workers (and its NOTIFY listener), Engine 3,
-// Engine 5 and the county cache. A Loop calls a pass function over and over until its context is done, and decides how long to wait between
-// passes:
+// Package poll is the loop every polling component runs: Engine 2's workers, Engine 3, Engine 5, the county cache
+// and the NOTIFY listeners that wake Engines 2 and 3 (Listen). A Loop calls a pass function over and over until its
+// context is done, and decides how long to wait between passes:
 //
 //   - the first pass comes at once (after Config.FirstDelay, when set);
 //   - after a pass that did work (Busy), Config.BusyInterval, so a backlog is drained quickly;
 //   - after a pass that found nothing (Idle, or Skipped because another daemon held the work), Config.IdleInterval;
-//   - either of these waits is cut short by a wake-up on Config.WakeFunc's channel (Engine 1's NOTIFY, for Engine 2);
+//   - the idle wait is cut short by a wake-up on Config.WakeFunc's channel: a Waker's, woken by Listen on the
+//     NOTIFY the engine before sends at commit (Engine 1's for Engine 2, Engine 2's for Engine 3); the busy one is
+//     not, so that it keeps the passes of a backlog apart;
 //   - after a failed pass, a jittered exponential backoff (github.com/cenkalti/backoff/v4) from
 //     Config.BackoffInitial up to Config.BackoffMax, reset by the next pass that succeeds.
 //

@@ -51,7 +51,9 @@ type Config struct {
 	// IdleInterval and BackoffMax to 1 minute; a BackoffInitial above BackoffMax is lowered to it.
 	BackoffInitial time.Duration
 	BackoffMax     time.Duration
-	// BusyInterval is the wait after a pass that did work. Defaults to 0: the next pass at once.
+	// BusyInterval is the wait after a pass that did work. Defaults to 0: the next pass at once. A wake-up does not
+	// cut it short: it paces the passes that drain a backlog, so that a burst of wake-ups cannot start them closer
+	// together (Engine 3 spaces its River inserts by it; see e3.Config). The next pass looks anyway.
 	BusyInterval time.Duration
 	// ErrorFunc, when set, is called after a failed pass with its error and the wait before the next pass, for the
 	// caller's log line. It is not called when the pass ended because ctx was done.
@@ -67,8 +69,9 @@ type Config struct {
 	// UntilIdle makes Run return after the first pass that reports Idle.
 	UntilIdle bool
 	// WakeFunc, when set, is called just before each pass. A receive from the channel it returns (a send, or its
-	// closing) ends the wait after that pass early, unless the pass failed. Because the channel is taken before the
-	// pass looks for work, a wake-up that arrives while the pass runs is not lost.
+	// closing) ends the wait after that pass early when the pass found nothing (Idle or Skipped); the wait after a
+	// busy or failed pass is kept. Because the channel is taken before the pass looks for work, a wake-up that
+	// arrives while the pass runs is not lost.
 	WakeFunc func() <-chan struct{}
 }
 
@@ -156,7 +159,7 @@ func (l *Loop) Run(ctx context.Context) {
 		}
 		delay := l.Config.IdleInterval
 		if res == Busy {
-			delay = l.Config.BusyInterval
+			delay, wake = l.Config.BusyInterval, nil
 		}
 		if l.Config.FromStart {
 			delay -= l.now().Sub(started)

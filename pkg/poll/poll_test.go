@@ -267,6 +267,19 @@ func TestLoop(t *testing.T) {
 		pass(t, b, reply{result: Idle})
 	})
 
+	t.Run("WakeDoesNotCutABusyWaitShort", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{BusyInterval: time.Minute, IdleInterval: time.Hour})
+		start(t, b)
+		b.wake <- struct{}{}
+		pass(t, b, reply{result: Busy})
+		require.Equal(t, time.Minute, nextWait(t, b))
+		requireWaiting(t, b)
+		pass(t, b, reply{result: Idle})
+		require.Equal(t, time.Hour, nextWait(t, b))
+		pass(t, b, reply{result: Idle}) // the wake-up left from before ends this wait
+	})
+
 	t.Run("WakeDoesNotCutABackoffShort", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, Config{IdleInterval: time.Hour})
