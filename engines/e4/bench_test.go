@@ -7,9 +7,14 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -71,7 +76,15 @@ func TestBenchE4(t *testing.T) {
 		UntilIdle: true}
 	client, err := commcare.NewClient(fake.ClientConfig())
 	require.NoError(t, err)
-	e := newEngine(t, config, Deps{Pool: db.Pool, CommCare: client, Counties: staticCounties{counties}, Logger: zap.NewNop()})
+	// A pool like the test database's, which counts the round trips Engine 4 and River make.
+	poolConfig, err := pgxpool.ParseConfig(db.URL)
+	require.NoError(t, err)
+	var trips roundTrips
+	poolConfig.ConnConfig.Tracer = &trips
+	pool, err := pgxpool.NewWithConfig(ctx, poolConfig)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	e := newEngine(t, config, Deps{Pool: pool, CommCare: client, Counties: staticCounties{counties}, Logger: zap.NewNop()})
 
 	rows, err := db.Pool.Query(ctx, `SELECT case_id, county_id FROM index_cases ORDER BY id`)
 	require.NoError(t, err)
@@ -86,9 +99,11 @@ func TestBenchE4(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("seeded %d cases and their jobs in %s", cases, time.Since(seedStart).Round(time.Millisecond))
 
-	start := time.Now()
+	start, cpuStart, pgStart := time.Now(), processCPU(t), backendCPU(t, db.Pool)
 	require.NoError(t, e.run(ctx, 10*time.Second))
 	elapsed := time.Since(start)
+	cpu, pgCPU := processCPU(t)-cpuStart, sumNew(backendCPU(t, db.Pool), pgStart)
+	stat := pool.Stat()
 
 	var completed, labs int
 	var runP50, runP99, waitP50, waitP99 float64
@@ -115,12 +130,78 @@ func TestBenchE4(t *testing.T) {
 		runP50*1000, runP99*1000)
 	fmt.Printf("  job latency        p50 %6.1f s    p99 %6.1f s    (queued to finished; all %d queued at once)\n",
 		waitP50, waitP99, cases)
+	fmt.Printf("  CPU per job        %6.2f ms in this process (Engine 4, River and the fake CommCare: %.1f s user+sys)\n",
+		cpu.Seconds()*1000/float64(cases), cpu.Seconds())
+	fmt.Printf("                     %6.2f ms in PostgreSQL (this database's backends: %.1f s user+sys)\n",
+		pgCPU.Seconds()*1000/float64(cases), pgCPU.Seconds())
+	fmt.Printf("  database per job   %6.2f round trips (statements and batches, River's included)   %.2f ms waiting for one of the pool's %d connections\n",
+		float64(trips.n.Load())/float64(cases), stat.AcquireDuration().Seconds()*1000/float64(cases), stat.MaxConns())
 }
 
 // staticCounties is a county list that never changes.
 type staticCounties struct{ list *countylist.List }
 
 func (s staticCounties) Current() *countylist.List { return s.list }
+
+// roundTrips counts the statements and batches sent on a pool's connections.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+
+func (*roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+
+func (*roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (*roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// backendCPU is the user and system CPU time of each PostgreSQL backend serving this database, by process id, read
+// from /proc (PostgreSQL runs on this machine).
+func backendCPU(t *testing.T, pool *pgxpool.Pool) map[int]time.Duration {
+	rows, err := pool.Query(context.Background(),
+		`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	require.NoError(t, err)
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	require.NoError(t, err)
+	cpu := map[int]time.Duration{}
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue // gone since
+		}
+		_, rest, _ := strings.Cut(string(stat), ") ") // after the command, which may hold spaces
+		fields := strings.Fields(rest)                // state is field 3; utime and stime are 14 and 15
+		utime, err := strconv.ParseInt(fields[11], 10, 64)
+		require.NoError(t, err)
+		stime, err := strconv.ParseInt(fields[12], 10, 64)
+		require.NoError(t, err)
+		cpu[int(pid)] = time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+	}
+	return cpu
+}
+
+// sumNew is the CPU time the backends in after used since before (all of it for a backend started since).
+func sumNew(after, before map[int]time.Duration) time.Duration {
+	var d time.Duration
+	for pid, cpu := range after {
+		d += cpu - before[pid]
+	}
+	return d
+}
 
 func envInt(t *testing.T, name string, def int) int {
 	v := os.Getenv(name)

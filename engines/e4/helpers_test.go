@@ -163,18 +163,18 @@ func (f *fixture) eventTypes(t *testing.T, indexCaseID int64) []string {
 // indexCase reads a stored index case by CommCare case id.
 func (f *fixture) indexCase(t *testing.T, caseID string) *indexCase {
 	t.Helper()
-	ic, err := loadIndexCase(context.Background(), f.db.Pool, caseID)
+	c, err := findCaseToPost(context.Background(), f.db.Pool, caseID, "")
 	require.NoError(t, err)
-	return ic
+	return c.indexCase
 }
 
 // labAccessions returns the accession numbers of the index case's lab results, in order.
 func (f *fixture) labAccessions(t *testing.T, indexCaseID int64) []string {
 	t.Helper()
-	labs, err := loadLabResults(context.Background(), f.db.Pool, indexCaseID)
+	c, err := loadCaseToPost(context.Background(), f.db.Pool, indexCaseID, "")
 	require.NoError(t, err)
 	var accessions []string
-	for _, l := range labs {
+	for _, l := range c.labs {
 		accessions = append(accessions, l.accession)
 	}
 	return accessions

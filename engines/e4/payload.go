@@ -20,16 +20,17 @@ var caseWorkerNotes = []string{"created_manually", "lab_result_notes", "most_rec
 // labOwner is the owner of lab result cases: they are extension cases of the patient case, whose owner they follow.
 const labOwner = "-"
 
-// payload is what one post sends: the form and what identifies its content.
+// payload is what one post sends: the form's XML and what identifies its content (commcare.Form.Fingerprint).
 type payload struct {
-	form        commcare.Form
+	xml         []byte
 	fingerprint [32]byte
 }
 
 // buildForm makes the form that creates or updates ic and its lab results in the county's domain (§5.10): the
 // patient case owned by the county's location, with the dates of its newest lab result, and each lab result as an
 // extension case of it. All lab results are sent each time; the fingerprint lets an unchanged case be skipped.
-func (w *Worker) buildForm(ic *indexCase, labs []labResult, county countylist.County, now time.Time) (payload, error) {
+func (w *Worker) buildForm(ic *caseToPost, county countylist.County, now time.Time) (payload, error) {
+	labs := ic.labs
 	data := without(ic.data, unassigned)
 	data["owner_id"] = county.LocationID
 	specimen, received := "", ic.insertedAt
@@ -49,7 +50,8 @@ func (w *Worker) buildForm(ic *indexCase, labs []labResult, county countylist.Co
 	data["new_lab_result_received"] = "yes"
 
 	name, _ := data["full_name"].(string)
-	blocks := []commcare.CaseBlock{{
+	blocks := make([]commcare.CaseBlock, 1, 1+len(labs))
+	blocks[0] = commcare.CaseBlock{
 		CaseID:       ic.caseID,
 		DateModified: now,
 		UserID:       w.config.UserID,
@@ -57,7 +59,8 @@ func (w *Worker) buildForm(ic *indexCase, labs []labResult, county countylist.Co
 		CaseName:     &name,
 		OwnerID:      county.LocationID,
 		Update:       data,
-	}}
+	}
+	parent := &commcare.CaseIndex{CaseID: ic.caseID, CaseType: "patient", Relationship: "extension"}
 	for _, l := range labs {
 		ld := without(l.data, caseWorkerNotes)
 		ld["accession_number"] = l.accession
@@ -67,7 +70,7 @@ func (w *Worker) buildForm(ic *indexCase, labs []labResult, county countylist.Co
 			CaseType: "lab_result",
 			OwnerID:  labOwner,
 			Update:   ld,
-			Parent:   &commcare.CaseIndex{CaseID: ic.caseID, CaseType: "patient", Relationship: "extension"},
+			Parent:   parent,
 		})
 	}
 	form := commcare.Form{
@@ -76,12 +79,12 @@ func (w *Worker) buildForm(ic *indexCase, labs []labResult, county countylist.Co
 		Username: w.config.Username,
 		UserID:   w.config.UserID,
 	}
-	fp, err := form.Fingerprint()
+	// The instance id is derived from the content and the change posted (commcare.InstanceIDFor).
+	xml, fp, err := form.XMLFor(county.Domain, ic.seen)
 	if err != nil {
 		return payload{}, err
 	}
-	form.InstanceID = commcare.InstanceIDFor(county.Domain, fp, ic.seen)
-	return payload{form: form, fingerprint: fp}, nil
+	return payload{xml: xml, fingerprint: fp}, nil
 }
 
 // without returns a copy of data, never nil, without keys.

@@ -36,14 +36,16 @@ type labResult struct {
 	insertedAt time.Time
 }
 
-// newestChange is the id of the newest change event of the index case aliased ic (0 when it has none); $1 is
-// casedb.ChangeEventTypes.
-var newestChange = `(SELECT coalesce(max(x.event_id), 0) FROM ` + casedb.CaseEventsSQL("ic.id") + ` x
-	  WHERE x.type = ANY($1))`
+// newestChangeOf is the id of the newest change event of the index case whose id is the SQL expression caseID (0
+// when it has none); $1 is casedb.ChangeEventTypes.
+func newestChangeOf(caseID string) string {
+	return `(SELECT coalesce(max(x.event_id), 0) FROM ` + casedb.CaseEventsSQL(caseID) + ` x WHERE x.type = ANY($1))`
+}
 
 // indexCaseColumns reads an index case aliased ic with its newest change event id; $1 is
 // casedb.ChangeEventTypes.
-var indexCaseColumns = `ic.id, ic.person_id, ic.county_id, ic.case_id, ic.data, ic.closed, ic.inserted_at, ` + newestChange
+var indexCaseColumns = `ic.id, ic.person_id, ic.county_id, ic.case_id, ic.data, ic.closed, ic.inserted_at, ` +
+	newestChangeOf("ic.id")
 
 func scanIndexCase(row pgx.Row) (*indexCase, error) {
 	var ic indexCase
@@ -51,19 +53,6 @@ func scanIndexCase(row pgx.Row) (*indexCase, error) {
 		return nil, err
 	}
 	return &ic, nil
-}
-
-// loadIndexCase reads the index case with CommCare case id caseID; errCaseMissing when there is none.
-func loadIndexCase(ctx context.Context, db casedb.DBTX, caseID string) (*indexCase, error) {
-	ic, err := scanIndexCase(db.QueryRow(ctx, `SELECT `+indexCaseColumns+` FROM index_cases ic WHERE case_id = $2`,
-		casedb.ChangeEventTypes, caseID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("index case %s: %w", caseID, errCaseMissing)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading index case %s: %w", caseID, err)
-	}
-	return ic, nil
 }
 
 // lockIndexCase locks the index case with id and the other people given (casedb.LockIndexCase) and reads the
@@ -80,61 +69,119 @@ func lockIndexCase(ctx context.Context, tx pgx.Tx, id int64, people ...int64) (*
 	return ic, nil
 }
 
-// loadLabResults reads an index case's lab results in the order they arrived.
-func loadLabResults(ctx context.Context, db casedb.DBTX, indexCaseID int64) ([]labResult, error) {
-	rows, err := db.Query(ctx, `SELECT case_id, accession_number, data, inserted_at FROM lab_results
-		 WHERE index_case_id = $1 ORDER BY inserted_at, id`, indexCaseID)
-	if err != nil {
-		return nil, fmt.Errorf("reading the lab results of index case %d: %w", indexCaseID, err)
-	}
-	labs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (labResult, error) {
-		var l labResult
-		err := row.Scan(&l.caseID, &l.accession, &l.data, &l.insertedAt)
-		return l, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading the lab results of index case %d: %w", indexCaseID, err)
-	}
-	return labs, nil
+// caseToPost is an index case with what posting it to a domain takes: its lab results, in the order they arrived,
+// and the last payload posted successfully for it to that domain.
+type caseToPost struct {
+	*indexCase
+	labs []labResult
+	// posted says whether a payload was posted successfully to the domain: lastSum is its fingerprint, lastAt
+	// when it was posted.
+	posted  bool
+	lastSum [sha256.Size]byte
+	lastAt  time.Time
 }
 
-// lastChange returns the id of the index case's newest change event (0 when it has none). Comparing it before
-// and after a post tells whether the case changed meanwhile.
-func lastChange(ctx context.Context, db casedb.DBTX, indexCaseID int64) (int64, error) {
-	var id int64
-	err := db.QueryRow(ctx, `SELECT `+newestChange+` FROM index_cases ic WHERE ic.id = $2`,
-		casedb.ChangeEventTypes, indexCaseID).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("reading the changes of index case %d: %w", indexCaseID, err)
-	}
-	return id, nil
+// caseToPostSQL reads an index case aliased ic, its lab results (one array per column, in the order they arrived)
+// and its last post to a domain in one statement; $1 is casedb.ChangeEventTypes, $3 the domain, and where picks the
+// case with $2.
+func caseToPostSQL(where string) string {
+	return `SELECT ` + indexCaseColumns + `, l.case_ids, l.accessions, l.data, l.inserted_at,
+	       p.payload_sha256, p.posted_at
+	  FROM index_cases ic
+	  CROSS JOIN LATERAL (SELECT array_agg(case_id ORDER BY inserted_at, id) AS case_ids,
+	                             array_agg(accession_number ORDER BY inserted_at, id) AS accessions,
+	                             array_agg(data ORDER BY inserted_at, id) AS data,
+	                             array_agg(inserted_at ORDER BY inserted_at, id) AS inserted_at
+	                        FROM lab_results WHERE index_case_id = ic.id) l
+	  LEFT JOIN commcare_posts p ON p.index_case_id = ic.id AND p.domain = $3
+	 WHERE ` + where
 }
 
-// lastPost returns the fingerprint of the last payload posted successfully for the index case to domain, and when.
-func lastPost(ctx context.Context, db casedb.DBTX, indexCaseID int64, domain string) (fp [sha256.Size]byte, at time.Time, ok bool, err error) {
-	var sum []byte
-	err = db.QueryRow(ctx, `SELECT payload_sha256, posted_at FROM commcare_posts WHERE index_case_id = $1 AND domain = $2`,
-		indexCaseID, domain).Scan(&sum, &at)
+var (
+	caseToPostByID     = caseToPostSQL("ic.id = $2")
+	caseToPostByCaseID = caseToPostSQL("ic.case_id = $2")
+)
+
+// findCaseToPost reads the index case with CommCare case id caseID as loadCaseToPost does; errCaseMissing when
+// there is none.
+func findCaseToPost(ctx context.Context, db casedb.DBTX, caseID, domain string) (*caseToPost, error) {
+	c, err := scanCaseToPost(db.QueryRow(ctx, caseToPostByCaseID, casedb.ChangeEventTypes, caseID, domain))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return fp, at, false, nil
+		return nil, fmt.Errorf("index case %s: %w", caseID, errCaseMissing)
 	}
 	if err != nil {
-		return fp, at, false, fmt.Errorf("reading the last post of index case %d: %w", indexCaseID, err)
+		return nil, fmt.Errorf("reading index case %s and its lab results: %w", caseID, err)
 	}
-	copy(fp[:], sum)
-	return fp, at, true, nil
+	return c, nil
 }
 
-// savePost records fp as the payload last posted successfully for the index case to domain.
-func savePost(ctx context.Context, db casedb.DBTX, indexCaseID int64, domain string, fp [sha256.Size]byte, at time.Time) error {
-	_, err := db.Exec(ctx, `INSERT INTO commcare_posts (index_case_id, domain, payload_sha256, posted_at)
-		VALUES ($1, $2, $3, $4)
-		ON CONFLICT (index_case_id, domain) DO UPDATE SET payload_sha256 = excluded.payload_sha256, posted_at = excluded.posted_at`,
-		indexCaseID, domain, fp[:], at)
+// loadCaseToPost reads the index case with id as it now stands, with its newest change, its lab results and its
+// last post to domain.
+func loadCaseToPost(ctx context.Context, db casedb.DBTX, id int64, domain string) (*caseToPost, error) {
+	c, err := scanCaseToPost(db.QueryRow(ctx, caseToPostByID, casedb.ChangeEventTypes, id, domain))
 	if err != nil {
-		return fmt.Errorf("recording the post of index case %d: %w", indexCaseID, err)
+		return nil, fmt.Errorf("reading index case %d and its lab results: %w", id, err)
 	}
-	return nil
+	return c, nil
+}
+
+func scanCaseToPost(row pgx.Row) (*caseToPost, error) {
+	var (
+		c                   = caseToPost{indexCase: &indexCase{}}
+		ic                  = c.indexCase
+		caseIDs, accessions []string
+		data                []map[string]any
+		insertedAt          []time.Time
+		sum                 []byte
+		at                  *time.Time
+	)
+	err := row.Scan(&ic.id, &ic.personID, &ic.countyID, &ic.caseID, &ic.data, &ic.closed, &ic.insertedAt, &ic.seen,
+		&caseIDs, &accessions, &data, &insertedAt, &sum, &at)
+	if err != nil {
+		return nil, err
+	}
+	c.labs = make([]labResult, len(caseIDs))
+	for i := range c.labs {
+		c.labs[i] = labResult{caseID: caseIDs[i], accession: accessions[i], data: data[i], insertedAt: insertedAt[i]}
+	}
+	if at != nil {
+		c.posted, c.lastAt = true, *at
+		copy(c.lastSum[:], sum)
+	}
+	return &c, nil
+}
+
+// recordPost records fp, when not nil, as the payload last posted successfully for target to domain at at, and
+// reports whether target, or source when it is another case, has a change newer than the one it was read with
+// (indexCase.seen): then CommCare did not get that change. The caller holds the people's locks, so every change
+// committed before is seen. One statement records and reads the target's changes, to save a round trip; its
+// shape does not depend on its arguments, so PostgreSQL plans it once per connection.
+func recordPost(ctx context.Context, tx pgx.Tx, source, target *indexCase, domain string, fp *[sha256.Size]byte,
+	at time.Time) (changed bool, err error) {
+	var sum []byte
+	if fp != nil {
+		sum = fp[:]
+	}
+	var newest int64
+	err = tx.QueryRow(ctx, `WITH saved AS (
+		  INSERT INTO commcare_posts (index_case_id, domain, payload_sha256, posted_at)
+		  SELECT $2, $3, $4, $5 WHERE $4::bytea IS NOT NULL
+		  ON CONFLICT (index_case_id, domain) DO UPDATE
+		    SET payload_sha256 = excluded.payload_sha256, posted_at = excluded.posted_at)
+		SELECT `+newestChangeOf("$2::bigint"),
+		casedb.ChangeEventTypes, target.id, domain, sum, at).Scan(&newest)
+	if err != nil {
+		return false, fmt.Errorf("recording the post of index case %d: %w", target.id, err)
+	}
+	if newest > target.seen || source.id == target.id {
+		// The source, when it is the target, was read once, fresher than at the job's start.
+		return newest > target.seen, nil
+	}
+	err = tx.QueryRow(ctx, `SELECT `+newestChangeOf("$2::bigint"), casedb.ChangeEventTypes, source.id).Scan(&newest)
+	if err != nil {
+		return false, fmt.Errorf("reading the changes of index case %d: %w", source.id, err)
+	}
+	return newest > source.seen, nil
 }
 
 // casesTransferredFrom returns the case ids of the local index cases, in any county, whose data says they were

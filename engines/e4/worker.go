@@ -120,7 +120,7 @@ const (
 
 func (w *Worker) work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]) (outcome, error) {
 	args := job.Args
-	log := w.logger.With(zap.String("case_id", args.CaseID), zap.Int64("county_id", args.CountyID),
+	log := w.logger.WithLazy(zap.String("case_id", args.CaseID), zap.Int64("county_id", args.CountyID),
 		zap.Int64("job_id", job.ID), zap.Int("attempt", job.Attempt))
 	counties := w.deps.Counties.Current()
 	county, resolution, err := counties.Resolve(args.CountyID)
@@ -131,7 +131,8 @@ func (w *Worker) work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]
 		}
 		return outcomeFailed, fmt.Errorf("the case's county has no CommCare domain: %w", err)
 	}
-	source, err := loadIndexCase(ctx, w.db, args.CaseID)
+	// Read with what posting it takes, as a case CommCare lacks is posted as it is read here.
+	source, err := findCaseToPost(ctx, w.db, args.CaseID, county.Domain)
 	if errors.Is(err, errCaseMissing) {
 		log.Error("the job names an index case that does not exist; cancelling it")
 		return outcomeCancelled, river.JobCancel(err)
@@ -144,18 +145,18 @@ func (w *Worker) work(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]
 	end := ch.end()
 	switch {
 	case end.kind == linkNotFound && !ch.transferred():
-		return w.post(ctx, job, log, source, source, county, actionCreate)
+		return w.postCase(ctx, job, log, source.indexCase, source, county, actionCreate)
 	case end.kind == linkFound && !ch.transferred():
-		target, err := w.mergeFromCommCare(ctx, source.id, end.c, log)
+		target, err := w.mergeFromCommCare(ctx, source.id, county.Domain, end.c, log)
 		if err != nil {
 			return outcomeFailed, err
 		}
-		return w.post(ctx, job, log, source, target, county, actionUpdate)
+		return w.postCase(ctx, job, log, source.indexCase, target, county, actionUpdate)
 	case end.kind == linkNotFound:
 		return outcomeFailed, fmt.Errorf("CommCare case %s in %s was transferred but the target case was not found in %s",
 			source.caseID, county.Domain, end.domain)
 	case end.kind == linkFound:
-		return w.transfer(ctx, job, log, counties, source, ch)
+		return w.transfer(ctx, job, log, counties, source.indexCase, ch)
 	case end.kind == linkCycle:
 		log.Error("case transfer cycle detected; cancelling the job", zap.Error(end.err))
 		if _, err := casedb.RecordEvent(ctx, w.db, source.id, casedb.EventSendToCommCareDiscarded,
@@ -193,21 +194,27 @@ const (
 	actionUpdate action = "update"
 )
 
-// post sends target, with its lab results, to county's domain, and records the outcome on target. job's case is
-// source (target itself, or the case it was transferred from), as read when the job began. target is read again
-// first, with its newest change, so what is posted is at least as new as that change.
+// post reads target again, with its newest change, its lab results and its last post to county's domain, and posts
+// it (postCase).
 func (w *Worker) post(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs], log *zap.Logger,
 	source, target *indexCase, county countylist.County, act action) (outcome, error) {
-	target, err := loadIndexCase(ctx, w.db, target.caseID)
+	c, err := loadCaseToPost(ctx, w.db, target.id, county.Domain)
 	if err != nil {
 		return outcomeFailed, err
 	}
-	labs, err := loadLabResults(ctx, w.db, target.id)
-	if err != nil {
-		return outcomeFailed, err
-	}
+	return w.postCase(ctx, job, log, source, c, county, act)
+}
+
+// postCase sends c, with its lab results, to county's domain, and records the outcome on c. job's case is source (c
+// itself, or the case it was transferred from), as read when the job began. c was read after the job began,
+// with its newest change: a case CommCare lacks as the job began, one CommCare has under its person's lock as
+// CommCare's values were merged into it, a transfer's destination after the transfer was recorded. So what is
+// posted is at least as new as the change handed off, and finish posts again what changed since.
+func (w *Worker) postCase(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs], log *zap.Logger,
+	source *indexCase, c *caseToPost, county countylist.County, act action) (outcome, error) {
+	target := c.indexCase
 	now := w.deps.Now().UTC().Truncate(time.Second)
-	p, err := w.buildForm(target, labs, county, now)
+	p, err := w.buildForm(c, county, now)
 	if err != nil {
 		// A property name no XML element can have: the same data fails every time.
 		log.Error("the case cannot be written as a CommCare form; cancelling the job", zap.Error(err))
@@ -217,43 +224,35 @@ func (w *Worker) post(ctx context.Context, job *river.Job[casedb.CaseLoaderArgs]
 		}
 		return outcomeCancelled, river.JobCancel(err)
 	}
-	log = log.With(zap.String("domain", county.Domain), zap.String("action", string(act)),
-		zap.Int("lab_results", len(labs)))
+	log = log.WithLazy(zap.String("domain", county.Domain), zap.String("action", string(act)),
+		zap.Int("lab_results", len(c.labs)))
 
-	last, lastAt, posted, err := lastPost(ctx, w.db, target.id, county.Domain)
-	if err != nil {
-		return outcomeFailed, err
-	}
 	// Only an update can be skipped: a case CommCare lacks is created whatever was posted before (CommCare may
 	// have lost it, e.g. when its form was archived).
-	if posted && last == p.fingerprint && act == actionUpdate {
+	if c.posted && c.lastSum == p.fingerprint && act == actionUpdate {
 		data := eventData(act, county, now)
-		data["skipped"] = fmt.Sprintf("unchanged since the last successful post to %s at %s", county.Domain,
-			lastAt.UTC().Format(time.RFC3339))
+		data["skipped"] = "unchanged since the last successful post to " + county.Domain + " at " +
+			c.lastAt.UTC().Format(time.RFC3339)
 		log.Debug("the case is unchanged since its last post; not posting it again")
 		return w.finish(ctx, job, source, target, county, data, "", nil, outcomeUnchanged)
 	}
 
-	xml, err := p.form.XML()
-	if err != nil {
-		return outcomeFailed, err
-	}
 	if w.config.DryRun {
 		data := eventData(act, county, now)
 		data["response"] = dryRunResponse
 		data["status"] = 900
 		log.Debug("posting is switched off; recorded the case as sent without posting it")
-		return w.finish(ctx, job, source, target, county, data, string(xml), nil, outcomeDryRun)
+		return w.finish(ctx, job, source, target, county, data, string(p.xml), nil, outcomeDryRun)
 	}
 
-	res, err := w.commcare.SubmitForm(ctx, county.Domain, xml)
+	res, err := w.commcare.SubmitForm(ctx, county.Domain, p.xml)
 	if err != nil {
-		return w.failed(ctx, log, job.ID, target, county, act, now, string(xml), err)
+		return w.failed(ctx, log, job.ID, target, county, act, now, string(p.xml), err)
 	}
 	data := eventData(act, county, now)
 	data["response"] = res.Body
 	log.Debug("case sent to CommCare")
-	return w.finish(ctx, job, source, target, county, data, string(xml), &p.fingerprint, outcomePosted)
+	return w.finish(ctx, job, source, target, county, data, string(p.xml), &p.fingerprint, outcomePosted)
 }
 
 // eventData is what every post event records.
@@ -280,24 +279,12 @@ func (w *Worker) finish(ctx context.Context, job *river.Job[casedb.CaseLoaderArg
 	if err := casedb.LockPeople(ctx, tx, []int64{source.personID, target.personID}); err != nil {
 		return outcomeFailed, err
 	}
-	again := false
-	for _, ic := range []*indexCase{target, source} {
-		changed, err := lastChange(ctx, tx, ic.id)
-		if err != nil {
-			return outcomeFailed, err
-		}
-		again = again || changed > ic.seen
-		if source.id == target.id {
-			break // read once, in post, fresher than at the job's start
-		}
+	again, err := recordPost(ctx, tx, source, target, county.Domain, fp, w.deps.Now())
+	if err != nil {
+		return outcomeFailed, err
 	}
 	if _, err := casedb.RecordEvent(ctx, tx, target.id, casedb.EventSendToCommCareSucceeded, data, stash); err != nil {
 		return outcomeFailed, err
-	}
-	if fp != nil {
-		if err := savePost(ctx, tx, target.id, county.Domain, *fp, w.deps.Now()); err != nil {
-			return outcomeFailed, err
-		}
 	}
 	if !again {
 		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
@@ -354,18 +341,22 @@ func (w *Worker) failed(ctx context.Context, log *zap.Logger, jobID int64, targe
 
 // mergeFromCommCare merges the case CommCare holds into the local index case (§5.8) under the person's lock:
 // CommCare's values win where it has them, so an update never overwrites a contact tracer's edit; local values
-// fill CommCare's blanks. A change is recorded as updated_from_commcare. It returns the case as stored.
-func (w *Worker) mergeFromCommCare(ctx context.Context, id int64, c *commcare.Case, log *zap.Logger) (*indexCase, error) {
+// fill CommCare's blanks. A change is recorded as updated_from_commcare. It returns the case as stored, with what
+// posting it to domain takes, read under the lock.
+func (w *Worker) mergeFromCommCare(ctx context.Context, id int64, domain string, c *commcare.Case, log *zap.Logger) (*caseToPost, error) {
 	tx, err := w.db.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("beginning a transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-	ic, err := lockIndexCase(ctx, tx, id)
+	if err := casedb.LockIndexCase(ctx, tx, id); err != nil {
+		return nil, err
+	}
+	ic, err := loadCaseToPost(ctx, tx, id, domain)
 	if err != nil {
 		return nil, err
 	}
-	changed, err := applyCommCare(ctx, tx, ic, c)
+	changed, err := applyCommCare(ctx, tx, ic.indexCase, c)
 	if err != nil {
 		return nil, err
 	}

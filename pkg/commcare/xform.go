@@ -3,13 +3,17 @@ package commcare
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -81,7 +85,10 @@ var instanceSpace = uuid.MustParse("3f1d3a52-8f0e-4c55-9b3e-6c1a0f7e2d41")
 // takes the retry for the form it already has instead of applying it again; newer data, or the same data after a
 // newer change, gets a new id. CommCare keeps no id of a form it rejected, so a rejected post can be retried.
 func InstanceIDFor(domain string, fingerprint [32]byte, change int64) string {
-	return uuid.NewSHA1(instanceSpace, fmt.Appendf(nil, "%s\x00%x\x00%d", domain, fingerprint, change)).String()
+	name := make([]byte, 0, len(domain)+2*len(fingerprint)+22)
+	name = append(append(name, domain...), 0)
+	name = append(hex.AppendEncode(name, fingerprint[:]), 0)
+	return uuid.NewSHA1(instanceSpace, strconv.AppendInt(name, change, 10)).String()
 }
 
 // XML renders the form as CommCare's receiver takes it: indented with two spaces, attributes in the original's order,
@@ -90,7 +97,7 @@ func InstanceIDFor(domain string, fingerprint [32]byte, change int64) string {
 func (f Form) XML() ([]byte, error) {
 	var errs []error
 	if f.Now.IsZero() {
-		errs = append(errs, errors.New("commcare: the form has no time"))
+		errs = append(errs, errNoTime)
 	}
 	if f.InstanceID == "" {
 		errs = append(errs, errors.New("commcare: the form has no instance id"))
@@ -98,62 +105,120 @@ func (f Form) XML() ([]byte, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return f.render()
+	data, _, err := f.render(nil)
+	return data, err
 }
 
+var errNoTime = errors.New("commcare: the form has no time")
+
 // Fingerprint is a SHA-256 of what the form would change in CommCare: its XML with the times and the instance id,
-// which differ on every post, blanked. Engine 4 compares it with the last successful post's to skip one that
-// changes nothing.
+// which differ on every post, blanked (no date_modified attributes, the zero time, an empty instanceID). Engine 4
+// compares it with the last successful post's to skip one that changes nothing, so it must stay the same for the
+// same content from one version to the next: commcare_posts keeps it.
 func (f Form) Fingerprint() ([32]byte, error) {
-	f.Now = time.Time{}
-	f.InstanceID = ""
-	f.Cases = slices.Clone(f.Cases) // the caller's blocks stay as they are
-	for i := range f.Cases {
-		f.Cases[i].DateModified = time.Time{}
+	_, fp, err := f.render(nil)
+	return fp, err
+}
+
+// XMLFor renders the form Engine 4 posts to domain for a case whose newest change is change: its InstanceID is
+// InstanceIDFor(domain, its Fingerprint, change), whatever f.InstanceID holds. It returns the XML and the
+// fingerprint from one rendering, and fails as XML does.
+func (f Form) XMLFor(domain string, change int64) (data []byte, fingerprint [32]byte, err error) {
+	if f.Now.IsZero() {
+		return nil, [32]byte{}, errNoTime
 	}
-	data, err := f.render()
-	if err != nil {
-		return [32]byte{}, err
-	}
-	return sha256.Sum256(data), nil
+	return f.render(func(fp [32]byte) string { return InstanceIDFor(domain, fp, change) })
 }
 
 // render writes the form by hand rather than with encoding/xml's marshalling, which cannot put the namespace
-// declarations and attributes in the order the original used (and the tests compare).
-func (f Form) render() ([]byte, error) {
-	var w formWriter
-	w.line(0, xmlDeclaration)
-	w.line(0, formOpenTag)
+// declarations and attributes in the order the original used (and the tests compare), and hashes its Fingerprint
+// as it goes. The instance id is instanceID(fingerprint), or f.InstanceID when instanceID is nil.
+func (f Form) render(instanceID func(fingerprint [32]byte) string) ([]byte, [32]byte, error) {
+	w := formWriter{hash: sha256.New()}
+	w.buf.Grow(f.sizeHint())
+	w.buf.WriteString(xmlDeclaration + "\n" + formOpenTag + "\n")
 	for i, c := range f.Cases {
 		if err := w.caseBlock(i, c); err != nil {
-			return nil, err
+			return nil, [32]byte{}, err
 		}
 	}
-	w.line(1, `<n1:meta xmlns:n1="`+metaXMLNS+`">`)
+	w.buf.WriteString("  <n1:meta xmlns:n1=\"" + metaXMLNS + "\">\n")
 	w.element(2, "n1:deviceID", deviceID)
-	w.element(2, "n1:timeStart", formTime(f.Now))
-	w.element(2, "n1:timeEnd", formTime(f.Now))
+	timeElement := func(name string) func(string) { return func(t string) { w.element(2, name, t) } }
+	w.varying(timeElement("n1:timeStart"), formTime(f.Now), blankTime)
+	w.varying(timeElement("n1:timeEnd"), formTime(f.Now), blankTime)
 	w.element(2, "n1:username", f.Username)
 	w.element(2, "n1:userID", f.UserID)
-	w.element(2, "n1:instanceID", f.InstanceID)
-	w.line(1, "</n1:meta>")
-	w.line(0, "</data>")
-	return w.buf.Bytes(), nil
+	end := func(id string) {
+		w.element(2, "n1:instanceID", id)
+		w.buf.WriteString("  </n1:meta>\n</data>\n")
+	}
+	// The fingerprint ends with an empty instance id; the form's may be derived from it.
+	start := w.buf.Len()
+	end("")
+	w.hashRest()
+	var fp [32]byte
+	w.hash.Sum(fp[:0])
+	w.buf.Truncate(start)
+	id := f.InstanceID
+	if instanceID != nil {
+		id = instanceID(fp)
+	}
+	end(id)
+	return w.buf.Bytes(), fp, nil
+}
+
+// sizeHint is about the length of the form's XML, so that it is written without growing its buffer.
+func (f Form) sizeHint() int {
+	n := 1024
+	for _, c := range f.Cases {
+		n += 512 + 80*len(c.Update)
+	}
+	return n
 }
 
 func formTime(t time.Time) string {
 	return t.UTC().Format(formTimeLayout)
 }
 
-// formWriter builds the indented document.
+// blankTime is how the fingerprint has every time: the zero time, as the form had before it was filled in.
+var blankTime = formTime(time.Time{})
+
+// formWriter builds the indented document and its fingerprint: hash has read buf up to hashed, and what varies
+// between posts went into it blanked (varying).
 type formWriter struct {
-	buf bytes.Buffer
+	buf    bytes.Buffer
+	hash   hash.Hash
+	hashed int
 }
 
-func (w *formWriter) indent(depth int) {
-	for range depth {
-		w.buf.WriteString("  ")
+// varying writes what differs from one post of the same content to the next: write(text) into the form and, in
+// its place, write(blank) into the fingerprint.
+func (w *formWriter) varying(write func(string), text, blank string) {
+	if text == blank {
+		write(text)
+		return
 	}
+	w.hashRest()
+	start := w.buf.Len()
+	write(blank)
+	w.hash.Write(w.buf.Bytes()[start:])
+	w.buf.Truncate(start)
+	write(text)
+	w.hashed = w.buf.Len()
+}
+
+// hashRest adds what was written since the last hashing to the fingerprint.
+func (w *formWriter) hashRest() {
+	w.hash.Write(w.buf.Bytes()[w.hashed:])
+	w.hashed = w.buf.Len()
+}
+
+// spaces indents up to depth 4, the deepest the form goes.
+const spaces = "        "
+
+func (w *formWriter) indent(depth int) {
+	w.buf.WriteString(spaces[:2*depth])
 }
 
 // line writes s, which is already markup, on a line of its own.
@@ -165,8 +230,14 @@ func (w *formWriter) line(depth int, s string) {
 
 // element writes <name>text</name>, or <name/> when text is "".
 func (w *formWriter) element(depth int, name, text string) {
+	w.property(depth, name, "", text)
+}
+
+// property writes <prefix+name>text</prefix+name>, or <prefix+name/> when text is "".
+func (w *formWriter) property(depth int, prefix, name, text string) {
 	w.indent(depth)
 	w.buf.WriteByte('<')
+	w.buf.WriteString(prefix)
 	w.buf.WriteString(name)
 	if text == "" {
 		w.buf.WriteString("/>\n")
@@ -175,6 +246,7 @@ func (w *formWriter) element(depth int, name, text string) {
 	w.buf.WriteByte('>')
 	w.text(text)
 	w.buf.WriteString("</")
+	w.buf.WriteString(prefix)
 	w.buf.WriteString(name)
 	w.buf.WriteString(">\n")
 }
@@ -188,9 +260,16 @@ func (w *formWriter) attr(name, value string) {
 	w.buf.WriteByte('"')
 }
 
-// text writes s escaped; xml.EscapeText escapes quotes and line ends too, so it serves attributes as well.
+// text writes s escaped as xml.EscapeText escapes it (quotes and line ends too, so it serves attributes as well).
+// Most values are printable ASCII with nothing to escape, and are copied as they are.
 func (w *formWriter) text(s string) {
-	_ = xml.EscapeText(&w.buf, []byte(s)) // a bytes.Buffer does not fail
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < ' ' || b >= utf8.RuneSelf || b == '"' || b == '\'' || b == '&' || b == '<' || b == '>' {
+			_ = xml.EscapeText(&w.buf, []byte(s)) // a bytes.Buffer does not fail
+			return
+		}
+	}
+	w.buf.WriteString(s)
 }
 
 func (w *formWriter) caseBlock(i int, c CaseBlock) error {
@@ -203,23 +282,27 @@ func (w *formWriter) caseBlock(i int, c CaseBlock) error {
 	if c.Parent != nil && c.Parent.CaseID == "" {
 		return fmt.Errorf("commcare: the parent index of case %q names no case", c.CaseID)
 	}
-	var keys []string
-	for _, key := range slices.Sorted(maps.Keys(c.Update)) {
-		if Blank(c.Update[key]) {
-			continue
-		}
+	keys := slices.AppendSeq(make([]string, 0, len(c.Update)), maps.Keys(c.Update))
+	slices.Sort(keys) // first, so that of two bad names the same one is named every time
+	keys = slices.DeleteFunc(keys, func(key string) bool { return Blank(c.Update[key]) })
+	for _, key := range keys {
 		if !validPropertyName(key) {
 			return fmt.Errorf("commcare: case %q: the property name %q is not a valid XML element name", c.CaseID, key)
 		}
-		keys = append(keys, key)
 	}
 
 	w.indent(1)
 	w.buf.WriteString("<n0:case")
 	w.attr("case_id", c.CaseID)
+	modified := ""
 	if !c.DateModified.IsZero() {
-		w.attr("date_modified", formTime(c.DateModified))
+		modified = formTime(c.DateModified)
 	}
+	w.varying(func(t string) {
+		if t != "" {
+			w.attr("date_modified", t)
+		}
+	}, modified, "")
 	if c.UserID != "" {
 		w.attr("user_id", c.UserID)
 	}
@@ -239,7 +322,7 @@ func (w *formWriter) caseBlock(i int, c CaseBlock) error {
 	} else {
 		w.line(2, "<n0:update>")
 		for _, key := range keys {
-			w.element(3, "n0:"+key, PropertyText(c.Update[key]))
+			w.property(3, "n0:", key, PropertyText(c.Update[key]))
 		}
 		w.line(2, "</n0:update>")
 	}
@@ -266,7 +349,7 @@ func (w *formWriter) caseBlock(i int, c CaseBlock) error {
 // the reserved "xml". CommCare's own property names are ASCII identifiers, so nothing real is refused, and a name
 // that would break the document or smuggle in markup is.
 func validPropertyName(name string) bool {
-	if name == "" || strings.HasPrefix(strings.ToLower(name), "xml") {
+	if name == "" || len(name) >= 3 && strings.EqualFold(name[:3], "xml") {
 		return false
 	}
 	for i := 0; i < len(name); i++ {

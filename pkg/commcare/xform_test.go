@@ -3,12 +3,16 @@ package commcare_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,9 +294,84 @@ func TestFormFingerprint(t *testing.T) {
 		t.Parallel()
 		form := specForm()
 		form.Cases[0].Update["a b"] = "x"
+		form.Cases[0].Update["z z"] = "x"
 		_, err := form.Fingerprint()
-		require.ErrorContains(t, err, `the property name "a b" is not a valid XML element name`)
+		require.ErrorContains(t, err, `the property name "a b" is not a valid XML element name`, "the first bad name")
 	})
+
+	// commcare_posts keeps fingerprints: the same content must keep its fingerprint from one version to the next,
+	// or every case would be posted again once after an upgrade.
+	t.Run("Stable", func(t *testing.T) {
+		t.Parallel()
+		require.Equal(t, "d381de415aab44752511680a13b2711af7b27fd31a18c7bec58f0997a29e162c", hex.EncodeToString(base[:]))
+		form := specForm()
+		form.Cases[1].Update["odd"] = "a\x00<>&\"'\t\r\n\xff\u00e9\U0001F600 ]]>"
+		sum := fingerprint(t, form)
+		require.Equal(t, "6a560a8eabe17021ea58eb6433b14727c57acb64e60eec1f5ac825d46774f367", hex.EncodeToString(sum[:]))
+	})
+}
+
+func TestFormXMLFor(t *testing.T) {
+	t.Parallel()
+	for name, form := range map[string]commcare.Form{
+		"Spec": specForm(),
+		"Escaped": {Cases: []commcare.CaseBlock{{CaseID: `c"1'`, DateModified: formNow, UserID: "u&", CaseType: "t",
+			Update: map[string]any{"p": "a\x00<b>\t\r\n\xff\u00e9"}}}, Now: formNow, Username: "<me>"},
+		"NoCases": {Now: formNow, UserID: "u"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			got, fp, err := form.XMLFor("ny-a-cdcms", 42)
+			require.NoError(t, err)
+			want, err := form.Fingerprint()
+			require.NoError(t, err)
+			require.Equal(t, want, fp, "the fingerprint Fingerprint gives")
+			form.InstanceID = commcare.InstanceIDFor("ny-a-cdcms", fp, 42)
+			xml, err := form.XML()
+			require.NoError(t, err)
+			require.Equal(t, string(xml), string(got), "the XML XML gives, with the instance id derived")
+		})
+	}
+
+	t.Run("NoTime", func(t *testing.T) {
+		t.Parallel()
+		form := specForm()
+		form.Now = time.Time{}
+		_, _, err := form.XMLFor("ny-a-cdcms", 42)
+		require.ErrorContains(t, err, "the form has no time")
+	})
+
+	t.Run("Invalid", func(t *testing.T) {
+		t.Parallel()
+		form := specForm()
+		form.Cases[1].CaseType = ""
+		got, _, err := form.XMLFor("ny-a-cdcms", 42)
+		require.ErrorContains(t, err, "has no case type")
+		require.Nil(t, got)
+	})
+}
+
+// BenchmarkFormXMLFor is the form Engine 4 builds for a patient with three lab results.
+func BenchmarkFormXMLFor(b *testing.B) {
+	form := specForm()
+	for i := range 3 {
+		lab := form.Cases[1]
+		lab.CaseID = fmt.Sprintf("lab-%d", i)
+		lab.Update = maps.Clone(lab.Update)
+		lab.Update["test_type"], lab.Update["result"] = "SARS-CoV-2 RNA", "POSITIVE"
+		form.Cases = append(form.Cases, lab)
+	}
+	form.Cases = slices.Delete(form.Cases, 1, 2)
+	for _, k := range []string{"first_name", "last_name", "dob", "phone_home", "address_street", "address_city",
+		"address_state", "address_zip", "gender", "race", "ethnicity", "analysis_date"} {
+		form.Cases[0].Update[k] = "some value of " + k
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := form.XMLFor("ny-a-cdcms", 7); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func TestNewInstanceID(t *testing.T) {
@@ -332,12 +411,21 @@ func FuzzFormXML(f *testing.F) {
 			Now: formNow, Username: value, UserID: "u", InstanceID: "i",
 		}
 		got, err := form.XML()
+		gotFor, fp, errFor := form.XMLFor("d", 1)
+		require.Equal(t, err, errFor, "XMLFor fails as XML does")
 		if err != nil {
 			require.Nil(t, got)
 			require.True(t, caseID == "" || !commcare.Blank(value) && !validName(name), "unexpected error: %v", err)
 			return
 		}
 		require.NotEmpty(t, caseID)
+		want, err := form.Fingerprint()
+		require.NoError(t, err)
+		require.Equal(t, want, fp)
+		form.InstanceID = commcare.InstanceIDFor("d", fp, 1)
+		withID, err := form.XML()
+		require.NoError(t, err)
+		require.Equal(t, withID, gotFor)
 		read := readForm(t, got)
 		require.Equal(t, xmlSafe(caseID), read.attrs["case:case_id"])
 		require.Equal(t, xmlSafe(value), read.attrs["case:user_id"])
@@ -451,6 +539,9 @@ func TestInstanceIDFor(t *testing.T) {
 	fp := sha256.Sum256([]byte("form"))
 	id := commcare.InstanceIDFor("ny-a-cdcms", fp, 7)
 	require.Equal(t, id, commcare.InstanceIDFor("ny-a-cdcms", fp, 7), "the same post, the same id")
+	// A retry after an upgrade must still be recognised: the same post keeps its id from one version to the next.
+	require.Equal(t, "31e8f68f-7801-5d6c-9594-d0594d59a735", id)
+	require.Equal(t, "ef848f44-b601-58cc-ab38-ff01cde0d680", commcare.InstanceIDFor("", [32]byte{}, -1))
 	_, err := uuid.Parse(id)
 	require.NoError(t, err)
 	for _, other := range []string{
