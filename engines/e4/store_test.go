@@ -38,7 +38,8 @@ func TestCaseToPost(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, empty.labs)
 
-	// recordPost saves the fingerprint for the domain only, and tells a change made after the case was read.
+	// recordSuccess records the event, saves the fingerprint for the domain only, and tells a change made after the
+	// case was read.
 	fp := sha256.Sum256([]byte("form"))
 	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 	record := func(source, target *indexCase, fp *[32]byte) bool {
@@ -46,12 +47,16 @@ func TestCaseToPost(t *testing.T) {
 		tx, err := f.db.Pool.Begin(ctx)
 		require.NoError(t, err)
 		defer tx.Rollback(ctx) //nolint:errcheck
-		changed, err := recordPost(ctx, tx, source, target, midsomer, fp, at)
+		changed, err := recordSuccess(ctx, tx, source, target, midsomer, map[string]any{"domain": midsomer}, "<data/>", fp, at)
 		require.NoError(t, err)
 		require.NoError(t, tx.Commit(ctx))
 		return changed
 	}
 	require.False(t, record(c.indexCase, c.indexCase, &fp))
+	evs := f.events(t, id, casedb.EventSendToCommCareSucceeded)
+	require.Len(t, evs, 1)
+	require.Equal(t, map[string]any{"domain": midsomer}, evs[0].data)
+	require.Equal(t, "<data/>", evs[0].stash)
 	c, err = loadCaseToPost(ctx, f.db.Pool, id, midsomer)
 	require.NoError(t, err)
 	require.True(t, c.posted)

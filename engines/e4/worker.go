@@ -279,11 +279,8 @@ func (w *Worker) finish(ctx context.Context, job *river.Job[casedb.CaseLoaderArg
 	if err := casedb.LockPeople(ctx, tx, []int64{source.personID, target.personID}); err != nil {
 		return outcomeFailed, err
 	}
-	again, err := recordPost(ctx, tx, source, target, county.Domain, fp, w.deps.Now())
+	again, err := recordSuccess(ctx, tx, source, target, county.Domain, data, stash, fp, w.deps.Now())
 	if err != nil {
-		return outcomeFailed, err
-	}
-	if _, err := casedb.RecordEvent(ctx, tx, target.id, casedb.EventSendToCommCareSucceeded, data, stash); err != nil {
 		return outcomeFailed, err
 	}
 	if !again {
