@@ -140,7 +140,7 @@ func New(config Config, deps Deps) (*Engine, error) {
 		deps.Now = time.Now
 	}
 	if deps.SleepFunc == nil {
-		deps.SleepFunc = sleep
+		deps.SleepFunc = poll.Sleep
 	}
 	return &Engine{config: config, deps: deps, logger: deps.Logger}, nil
 }

@@ -191,18 +191,6 @@ func (e *Engine) listCases(ctx context.Context, domain string, q commcare.CaseQu
 	}
 }
 
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // startRound records that a round for domain started and returns its high-water mark (nil before the first
 // complete round).
 func (e *Engine) startRound(ctx context.Context, domain string, started time.Time) (*time.Time, error) {

@@ -176,11 +176,3 @@ func TestStopWhileWaitingOutARateLimit(t *testing.T) {
 	require.Nil(t, lastError)
 	require.Equal(t, 1.0, value(t, f.metrics.rounds.WithLabelValues("interrupted")))
 }
-
-func TestSleep(t *testing.T) {
-	t.Parallel()
-	require.NoError(t, sleep(context.Background(), 0))
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	require.ErrorIs(t, sleep(ctx, time.Hour), context.Canceled, "a stop ends the wait at once")
-}

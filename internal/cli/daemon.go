@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -346,11 +345,7 @@ func checkSchema(ctx context.Context, c *Config, pool *pgxpool.Pool, logger *zap
 	if err != nil {
 		return err
 	}
-	if len(pending) > 0 {
-		return fmt.Errorf("the database schema is not current (%s): run `viaduct migrate` first, or pass --migrate",
-			strings.Join(pending, "; "))
-	}
-	return nil
+	return notCurrent(pending, ", or pass --migrate")
 }
 
 // OpenPool connects to databaseURL and checks that the server answers; errors name the database with its password

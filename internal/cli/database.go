@@ -37,10 +37,17 @@ func requireCurrentSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return fmt.Errorf("checking the database schema: %w (has `viaduct migrate` been run?)", err)
 	}
-	if len(pending) > 0 {
-		return fmt.Errorf("the database schema is not current (%s): run `viaduct migrate` first", strings.Join(pending, "; "))
+	return notCurrent(pending, "")
+}
+
+// notCurrent is the error for a schema with pending migrations, nil when none is pending; remedy adds another way
+// out to `viaduct migrate`.
+func notCurrent(pending []string, remedy string) error {
+	if len(pending) == 0 {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("the database schema is not current (%s): run `viaduct migrate` first%s",
+		strings.Join(pending, "; "), remedy)
 }
 
 // explainConnectError rewords openPool's error for the two mistakes an operator makes first, a database not created

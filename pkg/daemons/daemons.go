@@ -67,26 +67,29 @@ func (ts *TestSignals) Init(tb poll.TB) { ts.Beat.Init(tb) }
 // beat is logged and retried at the next one: the database being away is reported by everything else.
 func (h *Heartbeat) Run(ctx context.Context, db DBTX) error {
 	host, _ := os.Hostname()
-	t := time.NewTicker(BeatInterval)
-	defer t.Stop()
-	for {
-		err := h.beat(ctx, db, host)
-		if err != nil && ctx.Err() == nil {
+	poll.New(poll.Config{
+		IdleInterval: BeatInterval,
+		FromStart:    true,
+		// A failed beat is tried again at the next beat, not sooner: the database being away is reported by
+		// everything else.
+		BackoffInitial: BeatInterval,
+		BackoffMax:     BeatInterval,
+		ErrorFunc: func(err error, _ time.Duration) {
 			h.Logger.Warn("writing the daemon's heartbeat failed; retrying at the next beat", zap.Error(err))
-		}
+		},
+	}, func(ctx context.Context) (poll.Result, error) {
+		err := h.beat(ctx, db, host)
 		h.TestSignals.Beat.Signal(err)
-		select {
-		case <-ctx.Done():
-			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			if _, err := db.Exec(stopCtx, `UPDATE daemons SET stopped_at = now(), beat_at = now() WHERE id = $1`,
-				h.ID); err != nil {
-				h.Logger.Warn("recording that the daemon stopped failed", zap.Error(err))
-			}
-			return nil
-		case <-t.C:
-		}
+		return poll.Idle, err
+	}).Run(ctx)
+
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := db.Exec(stopCtx, `UPDATE daemons SET stopped_at = now(), beat_at = now() WHERE id = $1`,
+		h.ID); err != nil {
+		h.Logger.Warn("recording that the daemon stopped failed", zap.Error(err))
 	}
+	return nil
 }
 
 func (h *Heartbeat) beat(ctx context.Context, db DBTX, host string) error {

@@ -182,3 +182,16 @@ func (l *Loop) wait(ctx context.Context, d time.Duration, wake <-chan struct{}) 
 	case <-wake:
 	}
 }
+
+// Sleep waits d, or until ctx is done, when it returns ctx's error: the pause a loop's pass takes within itself
+// (between batches, before asking a rate-limited server again), as River's CancellableSleep.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -447,3 +447,11 @@ func TestSignal(t *testing.T) {
 		require.Equal(t, 0, s.WaitOrTimeout(), "the buffered values stay")
 	})
 }
+
+func TestSleep(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, Sleep(context.Background(), 0))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, Sleep(ctx, time.Hour), context.Canceled, "a stop ends the wait at once")
+}

@@ -335,7 +335,7 @@ func (r *run) batch(ctx context.Context, table string, f func(tx pgx.Tx) error) 
 			return nil
 		}
 		r.p.logger.Debug("a purge batch met a lock; trying again", zap.String("table", table))
-		if err := r.pause(ctx, 10*r.p.config.Pause); err != nil {
+		if err := poll.Sleep(ctx, 10*r.p.config.Pause); err != nil {
 			return err
 		}
 	}
@@ -347,17 +347,5 @@ func (r *run) between(ctx context.Context) error {
 	if r.p.config.DryRun {
 		return ctx.Err()
 	}
-	return r.pause(ctx, r.p.config.Pause)
-}
-
-// pause waits d, or until ctx is done.
-func (r *run) pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return poll.Sleep(ctx, r.p.config.Pause)
 }
