@@ -224,11 +224,10 @@ func TestEngineStopCancelsPostsThatOutlastTheStopTimeout(t *testing.T) {
 	e := newEngine(t, config, f.deps(t, nil))
 
 	cancel, done := f.runUntilPosting(t, e, "case-1", 200*time.Millisecond)
-	stopped := time.Now()
 	cancel()
 	require.NoError(t, <-done)
-	require.Less(t, time.Since(stopped), 10*time.Second, "Run returned soon after the stop timeout")
 	require.Equal(t, map[rivertype.JobState]int{rivertype.JobStateAvailable: 1}, f.jobStates(t))
+	// Had Run waited for the post, CommCare would have accepted it after its minute: the failure shows it was cut off.
 	require.Len(t, f.events(t, id, casedb.EventSendToCommCareFailed), 1, "the cut-off post is recorded")
 	require.Zero(t, f.cc.Submissions(midsomer))
 }

@@ -403,12 +403,9 @@ func reply(w http.ResponseWriter, status int, body string) {
 	_, _ = io.WriteString(w, body)
 }
 
-// hang waits until the client gives up (or, as a safety net, 5 s pass).
+// hang waits until the client gives up: a client that never did would fail the test by its timeout.
 func hang(r *http.Request) {
-	select {
-	case <-r.Context().Done():
-	case <-time.After(5 * time.Second):
-	}
+	<-r.Context().Done()
 }
 
 const caseJSON = `{
@@ -618,15 +615,14 @@ func TestClientRetries(t *testing.T) {
 	t.Run("GiveUpAfterGetRetryFor", func(t *testing.T) {
 		t.Parallel()
 		client, server := startHQ(t, commcare.ClientConfig{GetRetryFor: 600 * time.Millisecond}, alwaysFail)
-		start := time.Now()
 		_, err := client.GetCase(ctx, "d", "c")
-		elapsed := time.Since(start)
 		var httpErr *commcare.HTTPError
 		require.ErrorAs(t, err, &httpErr)
 		require.Equal(t, http.StatusBadGateway, httpErr.StatusCode)
 		require.Equal(t, "502 Bad Gateway", httpErr.Body)
+		// The waits are at least 125 ms, 250 ms and 500 ms: however slow the machine, no more than four tries fit.
 		require.GreaterOrEqual(t, len(server.Requests()), 2)
-		require.Less(t, elapsed, 2*time.Second)
+		require.LessOrEqual(t, len(server.Requests()), 4)
 	})
 
 	t.Run("NegativeDisables", func(t *testing.T) {
@@ -658,9 +654,7 @@ func TestClientRetries(t *testing.T) {
 			return resp, err
 		})
 		client, server := startHQ(t, commcare.ClientConfig{HTTPClient: &http.Client{Transport: transport}}, alwaysFail)
-		start := time.Now()
 		_, err := client.GetCase(cancelCtx, "d", "c")
-		require.Less(t, time.Since(start), 2*time.Second)
 		require.ErrorIs(t, err, context.Canceled)
 		var httpErr *commcare.HTTPError
 		require.ErrorAs(t, err, &httpErr, "the last answer is kept")
@@ -675,9 +669,7 @@ func TestClientRetries(t *testing.T) {
 		})
 		timeoutCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
-		start := time.Now()
 		_, err := client.GetCase(timeoutCtx, "d", "c")
-		require.Less(t, time.Since(start), 2*time.Second)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		require.NotContains(t, err.Error(), "the client's timeout", "the caller's deadline, not the client's")
 		require.Len(t, server.Requests(), 1)
@@ -737,9 +729,7 @@ func TestClientTimeout(t *testing.T) {
 	t.Run("GET", func(t *testing.T) {
 		t.Parallel()
 		client, server := startHQ(t, commcare.ClientConfig{Timeout: 100 * time.Millisecond, GetRetryFor: -1}, hanging)
-		start := time.Now()
 		_, err := client.GetCase(ctx, "d", "c")
-		require.Less(t, time.Since(start), 2*time.Second)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		require.True(t, strings.HasPrefix(err.Error(), `commcare: Get "`+server.URL+"/a/d/api/v0.5/case/c/"), err.Error())
 		require.True(t, strings.HasSuffix(err.Error(), "(the client's timeout is 100ms)"), err.Error())
@@ -765,9 +755,7 @@ func TestClientTimeout(t *testing.T) {
 	t.Run("POST", func(t *testing.T) {
 		t.Parallel()
 		client, server := startHQ(t, commcare.ClientConfig{Timeout: 100 * time.Millisecond}, hanging)
-		start := time.Now()
 		_, err := client.SubmitForm(ctx, "d", []byte("<data/>"))
-		require.Less(t, time.Since(start), 2*time.Second)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		require.False(t, commcare.IsPermanent(err))
 		require.Len(t, server.Requests(), 1)
