@@ -3,11 +3,8 @@ package e1
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -49,10 +46,6 @@ func newStore(tx pgx.Tx, pool eclrs.DBTX, fileID int64, version eclrs.Version, w
 		workers:  workers,
 	}
 }
-
-// testResultCopySQL writes a row's converted fields followed by its identity (appendIdentity).
-var testResultCopySQL = "COPY test_results (" + strings.Join(eclrs.TestResultColumns, ", ") +
-	", checksum, checksum_version, patient_key_id) FROM STDIN"
 
 // writeBatch classifies rows as new, matched, duplicate or malformed, and inserts the new ones into test_results.
 // Rows already known are counted from their identity alone; only the others are parsed, in parallel.
@@ -228,33 +221,21 @@ func (s *store) insert(ctx context.Context) error {
 	parallel(s.workers, len(s.fresh), func(lo, hi int) {
 		buf := s.copyBufs[lo/step][:0]
 		for i := lo; i < hi; i++ {
-			buf = appendIdentity(eclrs.AppendTestResultCopy(buf, ids[i], s.fileID, s.fresh[i]), s.fresh[i])
+			buf = eclrs.AppendTestResultRow(buf, ids[i], s.fileID, s.fresh[i])
 		}
 		parts[lo/step] = buf
 	})
-	readers := make([]io.Reader, 0, len(parts))
+	readers := make([]io.Reader, 0, len(parts)+2)
+	readers = append(readers, bytes.NewReader(eclrs.CopyHeader))
 	for i, p := range parts {
 		s.copyBufs[i] = p
 		readers = append(readers, bytes.NewReader(p))
 	}
-	if _, err := s.tx.Conn().PgConn().CopyFrom(ctx, io.MultiReader(readers...), testResultCopySQL); err != nil {
+	readers = append(readers, bytes.NewReader(eclrs.CopyTrailer))
+	if _, err := s.tx.Conn().PgConn().CopyFrom(ctx, io.MultiReader(readers...), eclrs.TestResultCopySQL); err != nil {
 		return fmt.Errorf("copying %d test results: %w", len(s.fresh), err)
 	}
 	return nil
-}
-
-// appendIdentity replaces the line end of a COPY line written by eclrs.AppendTestResultCopy with the row's
-// identity columns: checksum, checksum_version, patient_key_id.
-func appendIdentity(b []byte, r *eclrs.Record) []byte {
-	b = append(b[:len(b)-1], "\t\\\\x"...)
-	b = hex.AppendEncode(b, r.Checksum[:])
-	b = append(b, "\t3\t"...)
-	if key, ok := eclrs.PatientKeyID(r.Fields[eclrs.FieldPatientKey]); ok {
-		b = strconv.AppendInt(b, key, 10)
-	} else {
-		b = append(b, `\N`...)
-	}
-	return append(b, '\n')
 }
 
 // writeErrors records malformed rows.

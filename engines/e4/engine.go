@@ -16,6 +16,9 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
 )
 
+// DefaultConcurrency is how many jobs a daemon works at once unless Config.Concurrency says otherwise.
+const DefaultConcurrency = 40
+
 // Config is Engine 4's configuration.
 type Config struct {
 	// Username and UserID are the CommCare user the forms are submitted as (meta/username, meta/userID, and the
@@ -26,8 +29,11 @@ type Config struct {
 	// DryRun does everything but the POST: cases are looked up and their forms built, and each is recorded as a
 	// send_to_commcare_succeeded event saying that posting is switched off.
 	DryRun bool
-	// Concurrency is how many jobs this daemon works at once. Defaults to 32: each job spends most of its time
-	// waiting on CommCare, and 32 posts over 200 cases a second at 20 ms per request (the original ran 10).
+	// Concurrency is how many jobs this daemon works at once. Defaults to DefaultConcurrency: each job spends most
+	// of its time waiting on CommCare, and a slot also waits for River's next fetch, so 40 post about 700 cases a
+	// second at 20 ms per request (make bench-e4; the original ran 10). CommCare's answers to a busy domain take
+	// hundreds of milliseconds, so there the rate is about 40 divided by two requests' time; a 429 makes a job wait
+	// as asked.
 	Concurrency int
 	// JobTimeout bounds one attempt: the transfer chain's GETs, the POST and the recording. Defaults to 2 minutes.
 	JobTimeout time.Duration
@@ -50,7 +56,7 @@ const IdleHorizon = time.Minute
 
 func (c *Config) setDefaults() {
 	if c.Concurrency == 0 {
-		c.Concurrency = 32
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.JobTimeout == 0 {
 		c.JobTimeout = 2 * time.Minute
@@ -159,11 +165,12 @@ func (w *Worker) Register(rc *river.Config) error {
 	// at once, or at the end of FetchCooldown when it fetched within it. The poll is the fallback, for a lost
 	// notification. FetchCooldown also limits the inserting client: an insert within it of the last notified one
 	// notifies nobody, and its jobs wait for the poll, which is why Engine 3 keeps its inserts at least its busy
-	// interval (100 ms) apart. 25 ms rather than River's 100: a new job waits at most that for its fetch (p90 about
-	// 10 ms instead of 50 to 70 in make bench-latency), and a queue with jobs waiting is fetched at most 40 times a
-	// second instead of 10, which left make bench-e4's posts per second unchanged.
+	// interval (100 ms) apart. 10 ms rather than River's 100: a new job waits at most that for its fetch, and while
+	// a backlog drains, a finished job's slot waits for the next fetch, half the cooldown on average plus the fetch
+	// itself. At 25 ms a slot stood empty about 20 ms per job, a third of its time (make bench-e4: 468 posts/s at
+	// 32 jobs, 565 at 10 ms); at 5 ms the extra fetches cost more CPU than they gained.
 	rc.FetchPollInterval = w.config.PollInterval
-	rc.FetchCooldown = min(25*time.Millisecond, w.config.PollInterval)
+	rc.FetchCooldown = min(10*time.Millisecond, w.config.PollInterval)
 	return nil
 }
 

@@ -304,7 +304,7 @@ func addE4(s *OptionSet, c *Config) {
 		"CommCare user id Engine 4's forms are submitted as; required with --e4. Engine 5 recognises Viaduct's own changes by it.")
 	s.Bool(&c.CommCarePosting, "commcare-posting", "COMMCARE_POSTING_ENABLED", true,
 		"Post cases to CommCare; false is a dry run that looks cases up, builds the forms and records them as not sent.")
-	s.Int(&c.E4Concurrency, "e4-concurrency", "VIADUCT_E4_CONCURRENCY", 32, "Engine 4 jobs this daemon works at once.")
+	s.Int(&c.E4Concurrency, "e4-concurrency", "VIADUCT_E4_CONCURRENCY", e4.DefaultConcurrency, "Engine 4 jobs this daemon works at once.")
 	s.Duration(&c.E4JobTimeout, "e4-job-timeout", "VIADUCT_E4_JOB_TIMEOUT", 2*time.Minute,
 		"Time limit for one Engine 4 attempt: its CommCare lookups, the post and the recording.")
 	s.Duration(&c.E4RescueAfter, "e4-rescue-after", "VIADUCT_E4_RESCUE_AFTER", 0,

@@ -27,6 +27,7 @@ import (
 	"github.com/viaduct-nys/viaduct/pkg/countylist"
 	"github.com/viaduct-nys/viaduct/pkg/daemons"
 	"github.com/viaduct-nys/viaduct/pkg/jobqueue"
+	"github.com/viaduct-nys/viaduct/pkg/pgpool"
 	"github.com/viaduct-nys/viaduct/pkg/retention"
 )
 
@@ -348,18 +349,12 @@ func checkSchema(ctx context.Context, c *Config, pool *pgxpool.Pool, logger *zap
 	return notCurrent(pending, ", or pass --migrate")
 }
 
-// OpenPool connects to databaseURL and checks that the server answers; errors name the database with its password
+// OpenPool connects to databaseURL, with pgpool's defaults, and checks that the server answers; errors name the database with its password
 // masked.
 func OpenPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(databaseURL)
+	cfg, err := pgpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the database URL: %w", err)
-	}
-	// Viaduct's queries are many and short. PostgreSQL compiles a query with JIT when its estimated cost is high,
-	// and rules written for every case (a branch a pass never runs, a table not analyzed yet) are estimated high:
-	// the compile then costs a third of a second where the query takes milliseconds.
-	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
-		cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

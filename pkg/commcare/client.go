@@ -33,6 +33,9 @@ const (
 	// defaultTimeout bounds one request unless ClientConfig.Timeout says otherwise. The original allowed GETs 60 s,
 	// but its Engine 4 jobs timed out after 30 s, so a request never usefully took longer.
 	defaultTimeout = 30 * time.Second
+	// maxIdleConnsPerHost is how many connections to one host the default transport keeps open between requests:
+	// more than Engine 4's concurrency (32 by default), so that none is re-dialled while the queue is busy.
+	maxIdleConnsPerHost = 128
 	// defaultGetRetryFor is how long a GET is retried unless ClientConfig.GetRetryFor says otherwise: long enough to
 	// ride out a CommCare deploy's brief 502s, short enough to stay well inside a job's time.
 	defaultGetRetryFor = 10 * time.Second
@@ -61,8 +64,8 @@ type ClientConfig struct {
 	// Credentials is "<username>:<api key>", sent as "Authorization: ApiKey <credentials>". Required. It never
 	// appears in logs or errors.
 	Credentials string
-	// HTTPClient sends the requests. Defaults to an http.Client without a timeout of its own: Timeout bounds each
-	// request. A form POST never follows redirects, whatever the client's CheckRedirect says, so a moved receiver
+	// HTTPClient sends the requests. Defaults to an http.Client whose transport keeps up to 128 idle connections
+	// per host, without a timeout of its own: Timeout bounds each request. A form POST never follows redirects, whatever the client's CheckRedirect says, so a moved receiver
 	// shows as its 3xx instead of a silently re-sent or dropped form.
 	HTTPClient *http.Client
 	// RootDomain is the project space that holds the county_list lookup table, e.g. ny-statewide-cdcms. Needed only
@@ -135,7 +138,11 @@ func NewClient(config ClientConfig) (*Client, error) {
 	}
 	httpClient := config.HTTPClient
 	if httpClient == nil {
-		httpClient = &http.Client{}
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		// Engine 4 works dozens of jobs at once against one CommCare host. Go keeps two idle connections per host
+		// by default, so the others would be closed after every request and dialled again, TLS handshake included.
+		transport.MaxIdleConnsPerHost = maxIdleConnsPerHost
+		httpClient = &http.Client{Transport: transport}
 	}
 	// A shallow copy shares the transport (and so its connections) and changes only the redirect policy.
 	postClient := *httpClient

@@ -1,25 +1,70 @@
 package eclrs
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/viaduct-nys/viaduct/pkg/pgtest"
 )
 
-// copyRow encodes r and returns its columns by name.
-func copyRow(t *testing.T, id, fileID int64, r *Record) map[string]string {
+// copyRow COPYs r into test_results as Engine 1 does and returns its columns as PostgreSQL prints them, `\N` for
+// NULL: the binary format is checked by the server that reads it.
+func copyRow(t *testing.T, db *pgtest.DB, id, fileID int64, r *Record) map[string]string {
 	t.Helper()
+	ctx := context.Background()
+	row := AppendTestResultRow(nil, id, fileID, r)
+	requireWellFormedRow(t, row)
+	stream := append(append(slices.Clone(CopyHeader), row...), CopyTrailer...)
+	conn, err := db.Pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(stream), TestResultCopySQL)
+	require.NoError(t, err)
 
-	line := string(AppendTestResultCopy(nil, id, fileID, r))
-	require.True(t, strings.HasSuffix(line, "\n"))
-	vals := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
-	require.Len(t, vals, len(TestResultColumns))
-	cols := make(map[string]string, len(vals))
-	for i, name := range TestResultColumns {
+	names := append(slices.Clone(TestResultColumns), identityColumns...)
+	exprs := make([]string, len(names))
+	for i, name := range names {
+		exprs[i] = fmt.Sprintf(`coalesce(%s::text, '\N')`, name)
+	}
+	vals := make([]string, len(names))
+	dest := make([]any, len(names))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	require.NoError(t, conn.QueryRow(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM test_results WHERE id = $1", id).
+		Scan(dest...))
+	cols := make(map[string]string, len(names))
+	for i, name := range names {
 		cols[name] = vals[i]
 	}
 	return cols
+}
+
+// requireWellFormedRow walks a binary COPY row: its field count, then each field's length and bytes, to its end.
+func requireWellFormedRow(t *testing.T, row []byte) {
+	t.Helper()
+	require.GreaterOrEqual(t, len(row), 2)
+	require.Equal(t, copyFieldCount, int(binary.BigEndian.Uint16(row)))
+	rest := row[2:]
+	for i := range copyFieldCount {
+		require.GreaterOrEqual(t, len(rest), 4, "field %d", i)
+		n := int32(binary.BigEndian.Uint32(rest))
+		rest = rest[4:]
+		if n == -1 {
+			continue
+		}
+		require.GreaterOrEqual(t, n, int32(0), "field %d", i)
+		require.GreaterOrEqual(t, len(rest), int(n), "field %d", i)
+		rest = rest[n:]
+	}
+	require.Empty(t, rest, "bytes after the last field")
 }
 
 func TestTestResultColumns(t *testing.T) {
@@ -42,7 +87,7 @@ func TestTestResultColumns(t *testing.T) {
 	}
 }
 
-func TestAppendTestResultCopy(t *testing.T) {
+func TestAppendTestResultRow(t *testing.T) {
 	t.Parallel()
 
 	conversionsV1 := withColumn(withColumn(withColumn(withColumn(withColumn(lastnameV1,
@@ -66,19 +111,20 @@ func TestAppendTestResultCopy(t *testing.T) {
 				"lab_id": "3130", "sending_facility_clia": "31D0652945", "lab_name": "ACME LABORATORIES INC",
 				"patient_key": "15200000000000", "request_facility_code": `\N`, "request_facility_name": "NEW YORK STATE",
 				"request_phone_facility": `\N`, "request_phone_facility_normalized": `\N`,
-				"request_collection_date": "2020-03-18 04:00:00.000000", "eclrs_create_date": "2020-03-20 10:03:36.589000",
-				"result_observation_date": "2020-03-19 23:20:00.000000", "result_analysis_date": "2020-03-19 23:20:00.000000",
-				"patient_updated_at": "2020-05-14 17:43:16.000000", "request_accession_number": "102695116",
+				"request_collection_date": "2020-03-18 04:00:00", "eclrs_create_date": "2020-03-20 10:03:36.589",
+				"result_observation_date": "2020-03-19 23:20:00", "result_analysis_date": "2020-03-19 23:20:00",
+				"patient_updated_at": "2020-05-14 17:43:16", "request_accession_number": "102695116",
 				"result_producer_lab_name": `\N`, "employer_name": `\N`, "school_present": `\N`, "first_test": `\N`,
 				"aoe_date": `\N`, "eclrs_pregnant": `\N`, "result": "POSITIVE",
+				"checksum_version": "3", "patient_key_id": "15200000000000",
 			},
 		},
 		{
 			name: "V3WithAOE", version: V3, line: goodeV3AOE,
 			want: map[string]string{
 				"county_id": "9999", "patient_phone_home_normalized": "5551234568", "request_phone_facility": "1112223333",
-				"request_phone_facility_normalized": "1112223333", "first_test": "A", "aoe_date": "2020-03-20 05:02:03.000000",
-				"healthcare_employee": "B", "eclrs_symptomatic": "C", "eclrs_symptom_onset_date": "2020-03-21 08:05:06.000000",
+				"request_phone_facility_normalized": "1112223333", "first_test": "A", "aoe_date": "2020-03-20 05:02:03",
+				"healthcare_employee": "B", "eclrs_symptomatic": "C", "eclrs_symptom_onset_date": "2020-03-21 08:05:06",
 				"eclrs_hospitalized": "D", "eclrs_icu": "E", "eclrs_congregate_care_resident": "F", "eclrs_pregnant": "G",
 				"result": "POSITIVE",
 			},
@@ -91,23 +137,35 @@ func TestAppendTestResultCopy(t *testing.T) {
 			name: "Conversions", version: V1,
 			line: conversionsV1,
 			want: map[string]string{
-				"patient_city": `C:\\temp`, "patient_zip": "  ", "patient_dob": `\N`, "eclrs_create_date": `\N`,
+				"patient_city": `C:\temp`, "patient_zip": "  ", "patient_dob": `\N`, "eclrs_create_date": `\N`,
 				"patient_phone_home": "N/A", "patient_phone_home_normalized": `\N`,
-				"raw_data": strings.ReplaceAll(conversionsV1, `\`, `\\`), // kept: it cannot be rebuilt
+				"raw_data": conversionsV1, // kept: it cannot be rebuilt
 			},
 		},
 		{
 			name: "ControlCharacters", version: V1, line: withColumn(lastnameV1, FieldPatientCity, "A\tB\rC"),
-			want: map[string]string{"patient_city": `A\tB\rC`},
+			want: map[string]string{"patient_city": "A\tB\rC"},
+		},
+		{
+			name: "Unicode", version: V1, line: withColumn(lastnameV1, FieldPatientCity, "Zoë \\N"),
+			want: map[string]string{"patient_city": "Zoë \\N"},
+		},
+		{
+			name: "NoPatientKeyID", version: V1, line: withColumn(lastnameV1, FieldPatientKey, "K-15"),
+			want: map[string]string{"patient_key": "K-15", "patient_key_id": `\N`},
 		},
 	}
-	for _, tt := range tests {
+	db := pgtest.New(t)
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 
 			r, err := tt.version.ParseLine([]byte(tt.line), 2)
 			require.NoError(t, err)
-			got := copyRow(t, 7, 3, &r)
+			id := int64(7 + i)
+			got := copyRow(t, db, id, 3, &r)
+			require.Equal(t, fmt.Sprint(id), got["id"])
+			require.Equal(t, fmt.Sprintf(`\x%x`, r.Checksum), got["checksum"])
 			for col, want := range tt.want {
 				require.Equal(t, want, got[col], col)
 			}
@@ -115,52 +173,14 @@ func TestAppendTestResultCopy(t *testing.T) {
 	}
 }
 
-func TestAppendCopyText(t *testing.T) {
-	t.Parallel()
-
-	tests := []struct {
-		name, in, want string
-	}{
-		{"Empty", "", `\N`},
-		{"Spaces", "  ", "  "},
-		{"Plain", "abc", "abc"},
-		{"Backslash", `a\b`, `a\\b`},
-		{"LiteralNullMarker", `\N`, `\\N`},
-		{"Tab", "a\tb", `a\tb`},
-		{"Newline", "a\nb", `a\nb`},
-		{"CarriageReturn", "a\rb", `a\rb`},
-		{"AllAtEnds", "\t\\x\n\r", `\t\\x\n\r`},
-		{"Unicode", "Zoë", "Zoë"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			require.Equal(t, tt.want, string(appendCopyText(nil, tt.in)))
-		})
-	}
-}
-
-func FuzzAppendCopyText(f *testing.F) {
-	for _, s := range []string{"", "abc", `a\b`, "a\tb\n\r", "0123456789abcdef\x01\x0d\\", "Zoë"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want := `\N`
-		if s != "" {
-			want = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`).Replace(s)
-		}
-		require.Equal(t, want, string(appendCopyText(nil, s)))
-	})
-}
-
-// TestAppendTestResultCopyAllocations is not parallel: AllocsPerRun counts every
+// TestAppendTestResultRowAllocations is not parallel: AllocsPerRun counts every
 // goroutine's allocations and refuses to run during parallel tests.
-func TestAppendTestResultCopyAllocations(t *testing.T) {
+func TestAppendTestResultRowAllocations(t *testing.T) {
 	r, err := V3.ParseLine([]byte(goodeV3AOE), 2)
 	require.NoError(t, err)
 	buf := make([]byte, 0, 4096)
 	allocs := testing.AllocsPerRun(100, func() {
-		buf = AppendTestResultCopy(buf[:0], 1, 1, &r)
+		buf = AppendTestResultRow(buf[:0], 1, 1, &r)
 	})
 	require.Zero(t, allocs)
 }
@@ -193,7 +213,7 @@ func TestPatientKeyID(t *testing.T) {
 	}
 }
 
-func BenchmarkAppendTestResultCopy(b *testing.B) {
+func BenchmarkAppendTestResultRow(b *testing.B) {
 	r, err := V3.ParseLine([]byte(goodeV3AOE), 2)
 	if err != nil {
 		b.Fatal(err)
@@ -202,6 +222,6 @@ func BenchmarkAppendTestResultCopy(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(r.Raw)))
 	for b.Loop() {
-		buf = AppendTestResultCopy(buf[:0], 1, 1, &r)
+		buf = AppendTestResultRow(buf[:0], 1, 1, &r)
 	}
 }

@@ -1,6 +1,7 @@
 package eclrs_test
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -41,26 +42,20 @@ func Example() {
 	// true line 3: field PIDCOUNTYCODE: not a decimal county code: "11 11"
 }
 
-func ExampleAppendTestResultCopy() {
+func ExampleAppendTestResultRow() {
 	v3 := eclrs.V3.Columns()
 	v3[eclrs.FieldCountyCode] = "59"
-	v3[eclrs.FieldPatientDOB] = "01MAR1947:00:00:00.000000"
-	v3[eclrs.FieldCreateDate] = "07NOV2021:01:19:00.000000"
 	r, err := eclrs.V3.ParseLine([]byte(strings.Join(v3, "|")), 2)
 	if err != nil {
 		panic(err)
 	}
-	line := string(eclrs.AppendTestResultCopy(nil, 1, 10, &r))
-	cols := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
-	for i, name := range eclrs.TestResultColumns {
-		switch name {
-		case "county_id", "patient_dob", "eclrs_create_date", "request_collection_date":
-			fmt.Printf("%s=%s\n", name, cols[i])
-		}
-	}
+	// One binary COPY stream: the header, any number of rows, the trailer. It goes to PostgreSQL as
+	// conn.PgConn().CopyFrom(ctx, bytes.NewReader(stream), eclrs.TestResultCopySQL).
+	stream := append([]byte(nil), eclrs.CopyHeader...)
+	stream = eclrs.AppendTestResultRow(stream, 1, 10, &r)
+	stream = append(stream, eclrs.CopyTrailer...)
+	fields := binary.BigEndian.Uint16(stream[len(eclrs.CopyHeader):])
+	fmt.Println(fields, "fields:", len(eclrs.TestResultColumns), "from the line and 3 of identity")
 	// Output:
-	// county_id=59
-	// patient_dob=1947-03-01
-	// request_collection_date=\N
-	// eclrs_create_date=2021-11-07 06:19:00.000000
+	// 74 fields: 71 from the line and 3 of identity
 }

@@ -405,6 +405,7 @@ func FuzzParseLine(f *testing.F) {
 		require.Equal(t, string(bytes.TrimSpace(line)), r.Raw)
 		// The fast path over the raw line and the canonical re-serialisation agree.
 		require.Equal(t, checksumFields(&r.Fields), r.Checksum)
+		requireWellFormedRow(t, AppendTestResultRow(nil, 1, 1, &r))
 
 		again, err := v.ParseLine(roundTripLine(v, &r), 3)
 		require.NoError(t, err)

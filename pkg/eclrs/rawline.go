@@ -14,7 +14,7 @@ const dobTime = ":00:00:00.000000"
 
 // RawRebuildable reports whether r's line is exactly what the SQL function
 // rebuilt_raw_line (migrations/00007_storage.sql) makes of the test_results row
-// AppendTestResultCopy writes for r. test_results.raw_data is then left NULL, since it
+// AppendTestResultRow writes for r. test_results.raw_data is then left NULL, since it
 // would only repeat the other columns; raw_line(tr) reads the line of any row.
 //
 // rebuilt_raw_line joins the file layout's columns with "|", each as stored: text as

@@ -4,9 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -255,9 +254,8 @@ func TestResult(tb testing.TB, ctx context.Context, db casedb.DBTX, opts *TestRe
 }
 
 // LoadExport stores the rows of an ECLRS export (its header line first, as eclrsgen.Write makes it) as Engine 1
-// would, in file 1: one COPY of Engine 1's columns and each row's checksum, with ids after the table's largest and
-// no de-duplication (the rows must be distinct), and returns how many rows it stored. Like TestResult it adds
-// nothing to the tallies.
+// would, in file 1: one binary COPY of Engine 1's rows, with ids after the table's largest and no de-duplication
+// (the rows must be distinct), and returns how many rows it stored. Like TestResult it adds nothing to the tallies.
 func LoadExport(tb testing.TB, ctx context.Context, pool *pgxpool.Pool, export []byte) int {
 	tb.Helper()
 	lines := bytes.Split(bytes.TrimRight(export, "\n"), []byte("\n"))
@@ -265,20 +263,18 @@ func LoadExport(tb testing.TB, ctx context.Context, pool *pgxpool.Pool, export [
 	require.NoError(tb, err)
 	var id int64
 	require.NoError(tb, pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM test_results`).Scan(&id))
-	var copyText []byte
+	stream := slices.Clone(eclrs.CopyHeader)
 	for i, line := range lines[1:] {
 		r, err := version.ParseLine(line, i+2)
 		require.NoError(tb, err)
 		id++
-		copyText = eclrs.AppendTestResultCopy(copyText, id, 1, &r)
-		copyText = append(copyText[:len(copyText)-1], `	\\x`...)
-		copyText = append(hex.AppendEncode(copyText, r.Checksum[:]), '\n')
+		stream = eclrs.AppendTestResultRow(stream, id, 1, &r)
 	}
+	stream = append(stream, eclrs.CopyTrailer...)
 	conn, err := pool.Acquire(ctx)
 	require.NoError(tb, err)
 	defer conn.Release()
-	_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(copyText),
-		`COPY test_results (`+strings.Join(eclrs.TestResultColumns, ", ")+`, checksum) FROM STDIN`)
+	_, err = conn.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(stream), eclrs.TestResultCopySQL)
 	require.NoError(tb, err)
 	_, err = conn.Exec(ctx, `SELECT setval('test_results_id_seq', $1)`, id)
 	require.NoError(tb, err)

@@ -169,7 +169,7 @@ func BenchmarkImport(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			out = eclrs.AppendTestResultCopy(out[:0], int64(n), 1, &r)
+			out = eclrs.AppendTestResultRow(out[:0], int64(n), 1, &r)
 			rest = rest[nl+1:]
 		}
 	}
