@@ -17,9 +17,16 @@ import (
 // recorded as ignored.
 var DefaultIgnoreBefore = time.Date(2020, 7, 13, 0, 0, 0, 0, time.UTC)
 
+// DefaultBatchSize is how many test results a transaction takes unless Config.BatchSize says otherwise. Each
+// batch pays a claim, a lookup per table and a statement per table written whatever its size, so larger batches
+// cost less per result: 5,000 processed 15,200 to 16,700 results a second in make bench-e2 where 2,000 processed
+// 14,400 to 14,700. A batch holds its people's locks until it commits, about half a second at this size, and one
+// that fails is tried again a result at a time.
+const DefaultBatchSize = 5000
+
 // Config is Engine 2's configuration.
 type Config struct {
-	// BatchSize is how many test results one transaction claims and processes. Defaults to 2,000.
+	// BatchSize is how many test results one transaction claims and processes. Defaults to DefaultBatchSize.
 	BatchSize int
 	// Workers is how many batches run at once, each in its own transaction. Defaults to 2.
 	Workers int
@@ -45,7 +52,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.BatchSize == 0 {
-		c.BatchSize = 2000
+		c.BatchSize = DefaultBatchSize
 	}
 	if c.Workers == 0 {
 		c.Workers = 2

@@ -73,7 +73,7 @@ func (f *fixture) drain(t *testing.T, adjust func(*Config)) Stats {
 
 // checkInvariants asserts what must hold after any run, whatever the data: person_keys mirrors
 // people.patient_keys, every event is on exactly one test result or index case, a test result is finished at
-// most once, and no attempt is recorded for a finished test result.
+// most once, no attempt is recorded for a finished test result, and no case row points at nothing.
 func checkInvariants(t *testing.T, db *pgtest.DB) {
 	t.Helper()
 	ctx := context.Background()
@@ -99,6 +99,7 @@ func checkInvariants(t *testing.T, db *pgtest.DB) {
 		require.NoError(t, db.Pool.QueryRow(ctx, sql).Scan(&n), what)
 		require.Zero(t, n, what)
 	}
+	testfactory.RequireCaseReferences(t, ctx, db.Pool)
 }
 
 // newTestResult is the reference's brand-new test result (§6.1): Midsomer, key 12345, accession ABC123.

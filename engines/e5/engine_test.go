@@ -56,6 +56,8 @@ func newFixture(t *testing.T, opts commcaretest.Options) *fixture {
 	require.NoError(t, err)
 	_, err = countylist.Seed(context.Background(), f.db.Pool, f.counties)
 	require.NoError(t, err)
+	// Whatever the test did, no merge left a case row pointing at nothing.
+	t.Cleanup(func() { testfactory.RequireCaseReferences(t, context.Background(), f.db.Pool) })
 	return f
 }
 

@@ -54,6 +54,7 @@ var commands = map[string]Command{
 // Main runs the command line with the process's arguments, signals, environment and standard streams, and exits
 // with Run's code. extra adds commands to viaduct's own (cmd/viaduct-dev's).
 func Main(extra map[string]Command) {
+	tuneGC(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, extra)
 	stop()

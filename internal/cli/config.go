@@ -245,7 +245,7 @@ func (c *Config) CommCareClient() (*commcare.Client, error) {
 
 // AddE2 declares Engine 2's options.
 func AddE2(s *OptionSet, c *Config) {
-	s.Int(&c.E2BatchSize, "e2-batch-size", "VIADUCT_E2_BATCH_SIZE", 2000, "Test results Engine 2 claims and processes per transaction.")
+	s.Int(&c.E2BatchSize, "e2-batch-size", "VIADUCT_E2_BATCH_SIZE", e2.DefaultBatchSize, "Test results Engine 2 claims and processes per transaction.")
 	s.Int(&c.E2Workers, "e2-workers", "VIADUCT_E2_WORKERS", 2, "Engine 2 batches in flight at once.")
 	s.Duration(&c.E2PollInterval, "e2-poll-interval", "VIADUCT_E2_POLL_INTERVAL", 5*time.Second,
 		"How often idle Engine 2 looks for test results; Engine 1's NOTIFY wakes it sooner.")

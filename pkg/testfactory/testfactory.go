@@ -280,3 +280,19 @@ func LoadExport(tb testing.TB, ctx context.Context, pool *pgxpool.Pool, export [
 	require.NoError(tb, err)
 	return len(lines) - 1
 }
+
+// RequireCaseReferences requires every index case to name a person that exists, every lab result an index case
+// and every patient key a person: what the foreign keys migration 00013 dropped for Engine 2's speed enforced.
+// Engines that write cases call it after their runs.
+func RequireCaseReferences(tb testing.TB, ctx context.Context, db casedb.DBTX) {
+	tb.Helper()
+	var cases, labs, keys int64
+	require.NoError(tb, db.QueryRow(ctx, `SELECT
+		    (SELECT count(*) FROM index_cases c WHERE NOT EXISTS (SELECT FROM people p WHERE p.id = c.person_id)),
+		    (SELECT count(*) FROM lab_results l WHERE NOT EXISTS (SELECT FROM index_cases c WHERE c.id = l.index_case_id)),
+		    (SELECT count(*) FROM person_keys k WHERE NOT EXISTS (SELECT FROM people p WHERE p.id = k.person_id))`).
+		Scan(&cases, &labs, &keys))
+	require.Zero(tb, cases, "index cases of no person")
+	require.Zero(tb, labs, "lab results of no index case")
+	require.Zero(tb, keys, "patient keys of no person")
+}
