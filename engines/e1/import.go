@@ -180,6 +180,10 @@ func (im *Importer) Import(ctx context.Context, obj eclrs.Object, open OpenFunc)
 		return im.failOrRetry(ctx, tx, res, f.ID, out.version, err)
 	}
 
+	if err := saveFileSums(ctx, tx, f.ID, out.store.fileSums, !out.store.tooMany); err != nil {
+		return nil, err
+	}
+	im.metrics.observeLookups(out.store.fromLast, out.store.probed)
 	stats := out.store.stats
 	res.Status = eclrs.FileImported
 	res.Rows = out.rows
@@ -317,6 +321,9 @@ func (im *Importer) stream(ctx context.Context, tx pgx.Tx, fileID int64, body io
 
 	cfg := im.config
 	out.store = newStore(tx, im.pool, fileID, out.version, cfg.ParseWorkers)
+	if out.store.last, err = loadLastFileSums(ctx, tx); err != nil {
+		return out, err
+	}
 	work := make(chan *chunk, cfg.ParseWorkers)
 	ordered := make(chan *chunk, 2*cfg.ParseWorkers)
 	g, gctx := errgroup.WithContext(ctx)

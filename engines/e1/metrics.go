@@ -20,6 +20,7 @@ type Metrics struct {
 	batchSeconds  prometheus.Histogram
 	receiveErrors *prometheus.CounterVec
 	lastImport    prometheus.Gauge
+	lookups       *prometheus.CounterVec
 }
 
 // NewMetrics creates Engine 1's metrics and registers them with reg.
@@ -63,7 +64,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"before the first. ECLRS sends one about every 30 minutes: alert on time() minus the max() over every " +
 			"daemon growing past a few hours.",
 	})
-	reg.MustRegister(m.files, m.rows, m.notifications, m.importSeconds, m.batchSeconds, m.receiveErrors, m.lastImport)
+	m.lookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "viaduct", Subsystem: "e1", Name: "checksum_lookups_total",
+		Help: "Rows of imported files recognised or not by their checksum, by where it was looked up: last_file (the " +
+			"previous export's rows, in memory) or index (test_results). A rolling export finds almost all in " +
+			"last_file; a growing share in index means exports stopped overlapping.",
+	}, []string{"where"})
+	reg.MustRegister(m.files, m.rows, m.notifications, m.importSeconds, m.batchSeconds, m.receiveErrors, m.lastImport,
+		m.lookups)
 	return m
 }
 
@@ -104,6 +112,15 @@ func (m *Metrics) observeImport(res *Result) {
 	m.rows.WithLabelValues("matched").Add(float64(res.Matched))
 	m.rows.WithLabelValues("duplicate").Add(float64(res.Duplicate))
 	m.rows.WithLabelValues("error").Add(float64(res.Errors))
+}
+
+// observeLookups counts where an imported file's checksums were looked up.
+func (m *Metrics) observeLookups(fromLast, probed int64) {
+	if m == nil {
+		return
+	}
+	m.lookups.WithLabelValues("last_file").Add(float64(fromLast))
+	m.lookups.WithLabelValues("index").Add(float64(probed))
 }
 
 func (m *Metrics) observeBatch(d time.Duration) {

@@ -32,6 +32,12 @@ type store struct {
 	version eclrs.Version
 	workers int
 	pool    eclrs.DBTX // for lookups outside the transaction; nil to do them all inside
+
+	last     *lastFileSums // the last imported file's rows, recognised without the index; nil when unknown
+	fileSums []sumPrefix   // this file's rows so far, for the next import, up to maxFileSums
+	tooMany  bool          // whether the file had more rows than maxFileSums
+	fromLast int64         // checksums found in last
+	probed   int64         // checksums looked up in the index
 }
 
 func newStore(tx pgx.Tx, pool eclrs.DBTX, fileID int64, version eclrs.Version, workers int) *store {
@@ -70,6 +76,7 @@ func (s *store) writeBatch(ctx context.Context, rows []*row) error {
 	var missingCounties []int64
 	for _, r := range rows {
 		if firstFile, ok := known[r.sum]; ok {
+			s.remember(&r.sum)
 			if firstFile == s.fileID {
 				s.stats.Duplicate.Add(r.county, 1)
 			} else {
@@ -86,6 +93,7 @@ func (s *store) writeBatch(ctx context.Context, rows []*row) error {
 			continue
 		}
 		s.seen[r.sum] = struct{}{}
+		s.remember(&r.sum)
 		s.fresh = append(s.fresh, r.rec)
 		s.stats.New.Add(r.county, 1)
 		if !s.counties[r.county] {
@@ -106,6 +114,16 @@ func (s *store) writeBatch(ctx context.Context, rows []*row) error {
 		}
 	}
 	return s.insert(ctx)
+}
+
+// remember adds a row of this file, new or known, to the set the next import recognises rows by.
+func (s *store) remember(sum *[32]byte) {
+	if len(s.fileSums) == maxFileSums {
+		s.tooMany, s.fileSums = true, nil
+	}
+	if !s.tooMany {
+		s.fileSums = append(s.fileSums, prefixOf(sum))
+	}
 }
 
 // parseUnknown fully parses the rows whose checksum is not known yet, spread over the workers.
@@ -137,15 +155,31 @@ func parallel(workers, n int, f func(lo, hi int)) {
 	wg.Wait()
 }
 
-// lookup returns, for every checksum of s.keys already imported, the file that first had it.
+// lookup returns, for every checksum of s.keys already imported, the file that first had it, or for a row of the
+// last imported file, that file.
 //
-// The index probes are the warm path's critical cost, so they are split over two backends at once: half on the
-// import transaction, half on a pool connection. The pool connection sees only committed rows, which is all of
+// A rolling export repeats almost every row of the one before, so those are recognised in memory (s.last) and only
+// the others are looked up in the checksum index. The index probes are the warm path's critical cost when there is
+// no last file to go by, so they are split over two backends at once: half on the import transaction, half on a
+// pool connection. The pool connection sees only committed rows, which is all of
 // them but this file's own; the checksums it misses are asked again inside the transaction, where this file's
 // earlier rows are visible. For a rolling export almost nothing is missed; for a new export the second ask is
 // cheap, because the index holds little yet.
 func (s *store) lookup(ctx context.Context) (map[[32]byte]int64, error) {
 	known := make(map[[32]byte]int64, len(s.keys))
+	if s.last != nil {
+		rest := s.keys[:0]
+		for _, k := range s.keys {
+			if s.last.contains((*[32]byte)(k)) {
+				known[[32]byte(k)] = s.last.fileID
+			} else {
+				rest = append(rest, k)
+			}
+		}
+		s.fromLast += int64(len(s.keys) - len(rest))
+		s.keys = rest
+	}
+	s.probed += int64(len(s.keys))
 	if s.pool == nil || len(s.keys) < 1000 {
 		return known, lookupInto(ctx, s.tx, s.keys, known)
 	}

@@ -1,0 +1,143 @@
+package e1
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/viaduct-nys/viaduct/pkg/eclrs"
+)
+
+// sumPrefix is the first 16 bytes of a row checksum, as two numbers so that sorting and hashing work on integers.
+// 128 bits of SHA-256 never collide by chance among any number of rows ECLRS could send (about 10^-27 for a
+// million rows against a million), so a prefix found in the last file's set is that file's row.
+type sumPrefix struct{ hi, lo uint64 }
+
+func prefixOf(sum *[32]byte) sumPrefix {
+	return sumPrefix{binary.BigEndian.Uint64(sum[0:8]), binary.BigEndian.Uint64(sum[8:16])}
+}
+
+func comparePrefixes(a, b sumPrefix) int {
+	if c := cmp.Compare(a.hi, b.hi); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.lo, b.lo)
+}
+
+// lastFileSums are the checksum prefixes of the last imported file's rows (file_checksums), in an open-addressing
+// hash table: a binary search over the sorted set took a fifth of a warm import, most of it waiting on memory, where
+// a slot found from the prefix's first bits costs about one cache miss.
+type lastFileSums struct {
+	fileID  int64
+	slots   []sumPrefix // a third more than the set; the zero prefix marks an empty slot
+	hasZero bool        // whether the set holds the zero prefix itself
+}
+
+// maxFileSums bounds the rows a file's set holds. ECLRS exports are about 500,000 rows; a file with more than a
+// million gets no set, and the import after it looks every row up in the index as before. So the sets never take
+// more than about 60 MB: this file's, growing, and the last one's table.
+const maxFileSums = 1_000_000
+
+// newLastFileSums builds the table of sums.
+func newLastFileSums(fileID int64, sums []sumPrefix) *lastFileSums {
+	l := &lastFileSums{fileID: fileID, slots: make([]sumPrefix, len(sums)+len(sums)/3+1)}
+	for _, s := range sums {
+		if s == (sumPrefix{}) {
+			l.hasZero = true
+			continue
+		}
+		for i := l.slot(s); ; i = l.next(i) {
+			if l.slots[i] == s {
+				break
+			}
+			if l.slots[i] == (sumPrefix{}) {
+				l.slots[i] = s
+				break
+			}
+		}
+	}
+	return l
+}
+
+// slot is where p's probe starts: its first 64 bits, uniformly random, scaled to the table.
+func (l *lastFileSums) slot(p sumPrefix) int {
+	hi, _ := bits.Mul64(p.hi, uint64(len(l.slots)))
+	return int(hi)
+}
+
+// next is the slot after i, wrapping around.
+func (l *lastFileSums) next(i int) int {
+	if i++; i == len(l.slots) {
+		return 0
+	}
+	return i
+}
+
+// contains reports whether sum belongs to a row of the last file.
+func (l *lastFileSums) contains(sum *[32]byte) bool {
+	if l == nil {
+		return false
+	}
+	p := prefixOf(sum)
+	if p == (sumPrefix{}) {
+		return l.hasZero
+	}
+	for i := l.slot(p); ; i = l.next(i) {
+		switch l.slots[i] {
+		case p:
+			return true
+		case sumPrefix{}:
+			return false
+		}
+	}
+}
+
+// loadLastFileSums reads the newest file_checksums row: nil when there is none (the first import, or every
+// earlier one failed).
+func loadLastFileSums(ctx context.Context, db eclrs.DBTX) (*lastFileSums, error) {
+	var fileID int64
+	var raw []byte
+	err := db.QueryRow(ctx, `SELECT file_id, checksums FROM file_checksums ORDER BY file_id DESC LIMIT 1`).
+		Scan(&fileID, &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the last file's checksums: %w", err)
+	}
+	sums := make([]sumPrefix, len(raw)/16)
+	for i := range sums {
+		sums[i] = sumPrefix{binary.BigEndian.Uint64(raw[16*i:]), binary.BigEndian.Uint64(raw[16*i+8:])}
+	}
+	return newLastFileSums(fileID, sums), nil
+}
+
+// saveFileSums stores the prefixes of a file's rows as the newest set and drops the older ones; it runs in the
+// import's transaction, so the set names rows that are committed with it. complete is false when the file had more
+// rows than maxFileSums: then only the older sets are dropped. sums is sorted in place.
+func saveFileSums(ctx context.Context, tx pgx.Tx, fileID int64, sums []sumPrefix, complete bool) error {
+	slices.SortFunc(sums, comparePrefixes)
+	sums = slices.Compact(sums)
+	raw := make([]byte, 0, 16*len(sums))
+	for _, s := range sums {
+		raw = binary.BigEndian.AppendUint64(raw, s.hi)
+		raw = binary.BigEndian.AppendUint64(raw, s.lo)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM file_checksums WHERE file_id <> $1`, fileID); err != nil {
+		return fmt.Errorf("dropping older files' checksums: %w", err)
+	}
+	if !complete {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO file_checksums (file_id, checksums) VALUES ($1, $2)
+		ON CONFLICT (file_id) DO UPDATE SET checksums = excluded.checksums`, fileID, raw); err != nil {
+		return fmt.Errorf("storing the file's checksums: %w", err)
+	}
+	return nil
+}
