@@ -17,8 +17,9 @@
 // (several workers), then de-duplicate and insert (one writer, in file order, a batch at a time). A row is new when
 // its identity checksum is in no earlier file; its checksum is over the fields padded to the newest layout, so a
 // result sent again in an older layout is still recognised. A row of the last imported file is recognised from that
-// file's set in memory; the others are looked up in the checksum index, the authority. Malformed rows are recorded and counted; the rest of
-// the file imports. An unrecognised header or a missing object fails the file with the reason recorded.
+// file's set in memory; the others are looked up in the checksum index, the authority. Malformed rows are recorded
+// and counted; the rest of the file imports. An unrecognised header or a missing object fails the file with the
+// reason recorded.
 //
 // The whole file commits in one transaction, together with its files row and statistics; only then is the SQS
 // message deleted. While the import runs, the message's visibility is extended so no other consumer takes it. A
