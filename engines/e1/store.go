@@ -161,10 +161,10 @@ func parallel(workers, n int, f func(lo, hi int)) {
 // A rolling export repeats almost every row of the one before, so those are recognised in memory (s.last) and only
 // the others are looked up in the checksum index. The index probes are the warm path's critical cost when there is
 // no last file to go by, so they are split over two backends at once: half on the import transaction, half on a
-// pool connection. The pool connection sees only committed rows, which is all of
-// them but this file's own; the checksums it misses are asked again inside the transaction, where this file's
-// earlier rows are visible. For a rolling export almost nothing is missed; for a new export the second ask is
-// cheap, because the index holds little yet.
+// pool connection. The pool connection sees only committed rows, which is all of them but this file's own; the
+// checksums it misses are asked again inside the transaction, where this file's earlier rows are visible. For a
+// rolling export almost nothing is missed; for a new export the second ask is cheap, because the index holds
+// little yet.
 func (s *store) lookup(ctx context.Context) (map[[32]byte]int64, error) {
 	known := make(map[[32]byte]int64, len(s.keys))
 	if s.last != nil {

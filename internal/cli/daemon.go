@@ -349,8 +349,8 @@ func checkSchema(ctx context.Context, c *Config, pool *pgxpool.Pool, logger *zap
 	return notCurrent(pending, ", or pass --migrate")
 }
 
-// OpenPool connects to databaseURL, with pgpool's defaults, and checks that the server answers; errors name the database with its password
-// masked.
+// OpenPool connects to databaseURL, with pgpool's defaults, and checks that the server answers; errors name the
+// database with its password masked.
 func OpenPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	cfg, err := pgpool.ParseConfig(databaseURL)
 	if err != nil {
