@@ -127,6 +127,7 @@ func TestBenchE2(t *testing.T) {
 	cpu := time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
 	fmt.Printf("%-28s %10.2f s   (user+sys; PostgreSQL had the rest of the %d CPUs' %.1f s)\n", "CPU of the process",
 		cpu.Seconds(), runtime.NumCPU(), float64(runtime.NumCPU())*elapsed.Seconds())
+	fmt.Printf("%-28s %10.0f MB\n", "peak RSS of the process", float64(usage.Maxrss)/1024)
 	fmt.Printf("%-28s %10.0f /s   target ≥ 15,000/s\n", "test results per second", float64(final.Results)/elapsed.Seconds())
 	fmt.Printf("\nworker time, summed over workers (%.2f s):\n", busy)
 	fmt.Printf("  %-26s %8.2f s  %5.1f%%\n", "claim", claim, 100*claim/busy)
