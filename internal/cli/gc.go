@@ -8,11 +8,12 @@ const (
 	// commit, so at Go's default the collector took a third of its CPU; at 200, make bench-e2 ran 6% faster with
 	// a fifth less CPU in the process.
 	gcPercent = 200
-	// memoryLimit is the soft limit when GOMEMLIMIT is unset: past it the collector runs as often as it must, so
-	// the larger target cannot double a heap that is large already. It is well above what a daemon holds (an import
-	// of a 2,000,000-row file peaks at about 220 MB resident, make bench-e1), so it does not make the collector
-	// work harder in normal operation; a limit near the live heap would.
-	memoryLimit = 512 << 20
+	// memoryLimit is the soft limit when GOMEMLIMIT is unset: past it the collector runs as often as it must
+	// (spending at most half the CPU), so the larger target cannot carry a process past what Engine 1 promises
+	// for any file, 256 MB resident: at 512 MiB an import of 2,000,000 rows peaked at 260 MB, at 200 MiB at 217 MB
+	// (make bench-e1). The heaps the engines keep live are well below it, so in normal operation it only trims the
+	// larger target's headroom.
+	memoryLimit = 224 << 20
 )
 
 // tuneGC sets the collector's target and soft memory limit, each unless its variable (GOGC, GOMEMLIMIT) is set,
