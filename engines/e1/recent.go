@@ -16,7 +16,8 @@ import (
 
 // sumPrefix is the first 16 bytes of a row checksum, as two numbers so that sorting and hashing work on integers.
 // 128 bits of SHA-256 never collide by chance among any number of rows ECLRS could send (about 10^-27 for a
-// million rows against a million), so a prefix found in the last file's set is that file's row.
+// million rows against a million), so a prefix found in the last file's set is that file's row; and that row is
+// still in test_results, which nothing deletes from (a retention purge strips a row to its identity, checksum kept).
 type sumPrefix struct{ hi, lo uint64 }
 
 func prefixOf(sum *[32]byte) sumPrefix {
