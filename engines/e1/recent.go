@@ -40,10 +40,11 @@ type lastFileSums struct {
 	hasZero bool        // whether the set holds the zero prefix itself
 }
 
-// maxFileSums bounds the rows a file's set holds. ECLRS exports are about 500,000 rows; a file with more than a
-// million gets no set, and the import after it looks every row up in the index as before. So the sets never take
-// more than about 60 MB: this file's, growing, and the last one's table.
-const maxFileSums = 1_000_000
+// maxFileSums bounds the rows a file's set holds. ECLRS exports are about 500,000 rows; a file with more than
+// 750,000 gets no set, and the import after it looks every row up in the index as before. So the sets never take
+// more than about 40 MB (this file's, growing, and the last one's table), and a 2,000,000-row import after a
+// 500,000-row one stays within Engine 1's 256 MB.
+const maxFileSums = 750_000
 
 // newLastFileSums builds the table of sums.
 func newLastFileSums(fileID int64, sums []sumPrefix) *lastFileSums {
