@@ -29,8 +29,9 @@
 // # Writes
 //
 // files (one row per object, with status imported, failed or skipped and the statistics), test_results and abouts
-// (the new rows, by binary COPY), file_checksums (this file's set, replacing the last one), file_row_errors (malformed rows with line number, field and reason), counties (every county code
-// seen), and a NOTIFY on eclrs.NotifyChannel when new test results were committed.
+// (the new rows, by binary COPY), file_checksums (this file's set, replacing the last one), file_row_errors
+// (malformed rows with line number, field and reason), counties (every county code seen), and a NOTIFY on
+// eclrs.NotifyChannel when new test results were committed.
 //
 // # Notes
 //

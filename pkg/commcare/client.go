@@ -34,7 +34,7 @@ const (
 	// but its Engine 4 jobs timed out after 30 s, so a request never usefully took longer.
 	defaultTimeout = 30 * time.Second
 	// maxIdleConnsPerHost is how many connections to one host the default transport keeps open between requests:
-	// more than Engine 4's concurrency (32 by default), so that none is re-dialled while the queue is busy.
+	// more than Engine 4's concurrency (40 by default), so that none is re-dialled while the queue is busy.
 	maxIdleConnsPerHost = 128
 	// defaultGetRetryFor is how long a GET is retried unless ClientConfig.GetRetryFor says otherwise: long enough to
 	// ride out a CommCare deploy's brief 502s, short enough to stay well inside a job's time.
@@ -65,8 +65,9 @@ type ClientConfig struct {
 	// appears in logs or errors.
 	Credentials string
 	// HTTPClient sends the requests. Defaults to an http.Client whose transport keeps up to 128 idle connections
-	// per host, without a timeout of its own: Timeout bounds each request. A form POST never follows redirects, whatever the client's CheckRedirect says, so a moved receiver
-	// shows as its 3xx instead of a silently re-sent or dropped form.
+	// per host, without a timeout of its own: Timeout bounds each request. A form POST never follows redirects,
+	// whatever the client's CheckRedirect says, so a moved receiver shows as its 3xx instead of a silently re-sent
+	// or dropped form.
 	HTTPClient *http.Client
 	// RootDomain is the project space that holds the county_list lookup table, e.g. ny-statewide-cdcms. Needed only
 	// by countylist.List.

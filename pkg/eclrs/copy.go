@@ -110,8 +110,8 @@ var identityColumns = []string{"checksum", "checksum_version", "patient_key_id"}
 
 // TestResultCopySQL is the COPY statement that reads a stream of CopyHeader, rows made by AppendTestResultRow and
 // CopyTrailer.
-var TestResultCopySQL = "COPY test_results (" + strings.Join(append(slices.Clone(TestResultColumns), identityColumns...), ", ") +
-	") FROM STDIN (FORMAT binary)"
+var TestResultCopySQL = "COPY test_results (" +
+	strings.Join(append(slices.Clone(TestResultColumns), identityColumns...), ", ") + ") FROM STDIN (FORMAT binary)"
 
 // ChecksumVersion is the layout Record.Checksum is computed in, stored as test_results.checksum_version.
 const ChecksumVersion = 3
@@ -133,10 +133,10 @@ const (
 )
 
 // AppendTestResultRow appends r as one row of PostgreSQL's binary COPY format, with the columns of
-// TestResultCopySQL, and returns the extended buffer. Binary, because PostgreSQL then parses no text: a date is a
-// day count, a timestamp a count of microseconds, text is taken as it is (no escaping), and the typed columns cost
-// the server almost nothing (issue 17: the text of eight date and timestamp columns was most of the COPY's CPU).
-// Conversions follow the original: "" is NULL (whitespace is kept), dates of birth become dates, timestamps become
+// TestResultCopySQL, and returns the extended buffer. Binary, as pgx's CopyFrom writes the other tables: a date is a
+// day count, a timestamp a count of microseconds, and text goes as it is, with nothing to escape. (It was expected
+// to spare PostgreSQL parsing eight dates and timestamps per row; make bench-e1 showed no measurable difference:
+// a cold import's time is in the indexes.) Conversions follow the original: "" is NULL (whitespace is kept), dates of birth become dates, timestamps become
 // UTC for a timestamp-without-time-zone column, and an unparseable date or timestamp is NULL. raw_data is the line,
 // or NULL when the other columns rebuild it byte for byte (RawRebuildable). It allocates only to grow buf.
 func AppendTestResultRow(buf []byte, id, fileID int64, r *Record) []byte {
