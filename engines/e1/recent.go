@@ -1,39 +1,33 @@
 package e1
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/viaduct-nys/viaduct/pkg/eclrs"
 )
 
-// sumPrefix is the first 16 bytes of a row checksum, as two numbers so that sorting and hashing work on integers.
+// sumPrefix is the first 16 bytes of a row checksum, as two numbers so that hashing and comparing work on integers.
 // 128 bits of SHA-256 never collide by chance among any number of rows ECLRS could send (about 10^-27 for a
 // million rows against a million), so a prefix found in the last file's set is that file's row; and that row is
 // still in test_results, which nothing deletes from (a retention purge strips a row to its identity, checksum kept).
 type sumPrefix struct{ hi, lo uint64 }
 
-func prefixOf(sum *[32]byte) sumPrefix {
-	return sumPrefix{binary.BigEndian.Uint64(sum[0:8]), binary.BigEndian.Uint64(sum[8:16])}
-}
+func prefixOf(sum *[32]byte) sumPrefix { return prefixAt(sum[:]) }
 
-func comparePrefixes(a, b sumPrefix) int {
-	if c := cmp.Compare(a.hi, b.hi); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.lo, b.lo)
+// prefixAt reads a prefix from the first 16 bytes of b, as file_checksums stores it.
+func prefixAt(b []byte) sumPrefix {
+	return sumPrefix{binary.BigEndian.Uint64(b[0:8]), binary.BigEndian.Uint64(b[8:16])}
 }
 
 // lastFileSums are the checksum prefixes of the last imported file's rows (file_checksums), in an open-addressing
-// hash table: a binary search over the sorted set took a fifth of a warm import, most of it waiting on memory, where
-// a slot found from the prefix's first bits costs about one cache miss.
+// hash table: a binary search over a sorted set took a fifth of a warm import, most of it waiting on memory, where
+// a slot found from the prefix's first bits costs about one cache miss. A prefix stored twice is kept once.
 type lastFileSums struct {
 	fileID  int64
 	slots   []sumPrefix // a third more than the set; the zero prefix marks an empty slot
@@ -115,30 +109,27 @@ func loadLastFileSums(ctx context.Context, db eclrs.DBTX) (*lastFileSums, error)
 	}
 	sums := make([]sumPrefix, len(raw)/16)
 	for i := range sums {
-		sums[i] = sumPrefix{binary.BigEndian.Uint64(raw[16*i:]), binary.BigEndian.Uint64(raw[16*i+8:])}
+		sums[i] = prefixAt(raw[16*i:])
 	}
 	return newLastFileSums(fileID, sums), nil
 }
 
-// saveFileSums stores the prefixes of a file's rows as the newest set and drops the older ones; it runs in the
-// import's transaction, so the set names rows that are committed with it. complete is false when the file had more
-// rows than maxFileSums: then only the older sets are dropped. sums is sorted in place.
+// saveFileSums stores the prefixes of a file's rows as the only set; it runs in the import's transaction, so the
+// set names rows that are committed with it. complete is false when the file had more rows than maxFileSums: then
+// the older set is dropped and none replaces it.
 func saveFileSums(ctx context.Context, tx pgx.Tx, fileID int64, sums []sumPrefix, complete bool) error {
-	slices.SortFunc(sums, comparePrefixes)
-	sums = slices.Compact(sums)
+	if _, err := tx.Exec(ctx, `DELETE FROM file_checksums`); err != nil {
+		return fmt.Errorf("dropping the last file's checksums: %w", err)
+	}
+	if !complete {
+		return nil
+	}
 	raw := make([]byte, 0, 16*len(sums))
 	for _, s := range sums {
 		raw = binary.BigEndian.AppendUint64(raw, s.hi)
 		raw = binary.BigEndian.AppendUint64(raw, s.lo)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM file_checksums WHERE file_id <> $1`, fileID); err != nil {
-		return fmt.Errorf("dropping older files' checksums: %w", err)
-	}
-	if !complete {
-		return nil
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO file_checksums (file_id, checksums) VALUES ($1, $2)
-		ON CONFLICT (file_id) DO UPDATE SET checksums = excluded.checksums`, fileID, raw); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO file_checksums (file_id, checksums) VALUES ($1, $2)`, fileID, raw); err != nil {
 		return fmt.Errorf("storing the file's checksums: %w", err)
 	}
 	return nil

@@ -76,11 +76,11 @@ func (s *store) writeBatch(ctx context.Context, rows []*row) error {
 	var missingCounties []int64
 	for _, r := range rows {
 		if firstFile, ok := known[r.sum]; ok {
-			s.remember(&r.sum)
 			if firstFile == s.fileID {
-				s.stats.Duplicate.Add(r.county, 1)
+				s.stats.Duplicate.Add(r.county, 1) // remembered when it was new
 			} else {
 				s.stats.Matched.Add(r.county, 1)
+				s.remember(&r.sum)
 			}
 			continue
 		}
@@ -116,7 +116,8 @@ func (s *store) writeBatch(ctx context.Context, rows []*row) error {
 	return s.insert(ctx)
 }
 
-// remember adds a row of this file, new or known, to the set the next import recognises rows by.
+// remember adds a row of this file, new or matched, to the set the next import recognises rows by. A row matched
+// twice in one file is added twice; the set keeps it once.
 func (s *store) remember(sum *[32]byte) {
 	if len(s.fileSums) == maxFileSums {
 		s.tooMany, s.fileSums = true, nil
