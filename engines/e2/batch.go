@@ -151,9 +151,9 @@ func (e *Engine) processBatch(ctx context.Context, claimFn func(pgx.Tx) ([]claim
 	}
 	t3 := time.Now()
 	if e.logger.Core().Enabled(zap.DebugLevel) {
-		e.logger.Debug("batch committed", append([]zap.Field{zap.Int("test_results", len(results)),
+		e.logger.Debug("batch committed", zap.Int("test_results", len(results)),
 			zap.Int("events", len(b.events)), zap.Duration("claim", t1.Sub(t0)), zap.Duration("match", t2.Sub(t1)),
-			zap.Duration("write", t3.Sub(t2))}, b.stepTimes...)...)
+			zap.Duration("write", t3.Sub(t2)), zap.Dict("write_steps", b.stepTimes...))
 	}
 
 	e.mu.Lock()
